@@ -1,0 +1,40 @@
+"""Agent adapters over stable-baselines3, one per algorithm (see :class:`agents.base.AgentAdapter`)."""
+
+from __future__ import annotations
+
+import difflib
+
+from agents.base import AgentAdapter, TransferError, TransferRecord
+from agents.dqn import DQNAdapter
+from agents.ppo import PPOAdapter
+
+ADAPTERS: dict[str, type[AgentAdapter]] = {"ppo": PPOAdapter, "dqn": DQNAdapter}
+
+
+class UnknownAlgoError(ValueError):
+    """No adapter exists for this algorithm name."""
+
+
+def get_adapter(algo: str) -> AgentAdapter:
+    """The adapter for ``algo`` (``"ppo"`` or ``"dqn"``).
+
+    Raises:
+        UnknownAlgoError: unknown name; the closest valid ones are suggested.
+    """
+    try:
+        return ADAPTERS[algo]()
+    except KeyError:
+        close = difflib.get_close_matches(algo, list(ADAPTERS), n=len(ADAPTERS), cutoff=0.0)
+        raise UnknownAlgoError(f"unknown algo {algo!r}; valid algos: {', '.join(close)}") from None
+
+
+__all__ = [
+    "ADAPTERS",
+    "AgentAdapter",
+    "DQNAdapter",
+    "PPOAdapter",
+    "TransferError",
+    "TransferRecord",
+    "UnknownAlgoError",
+    "get_adapter",
+]

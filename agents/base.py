@@ -1,0 +1,186 @@
+"""The agent adapter: one per stable-baselines3 algorithm.
+
+An adapter builds the SB3 model with the algorithm's default hyperparameters for an env family
+(a zoo-style yaml per algorithm in ``agents/hyperparams/``) and names the algorithm's transferable
+*parts*. Transfer methods ask the adapter to move named parts; they never reach into SB3 internals.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium
+import torch
+import yaml
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
+
+
+class TransferError(ValueError):
+    """A transfer that cannot be done: unknown part, shape mismatch, or nothing moved."""
+
+
+@dataclass
+class TransferRecord:
+    """What a weight transfer did, tensor by tensor (written to transfer_report.json).
+
+    ``copied``/``reinitialised``/``synced``: lists of ``{"name", "shape"}``; ``notes``: free text
+    facts (for example DQN's policy and value being one network).
+    """
+
+    copied: list[dict[str, Any]] = field(default_factory=list)
+    reinitialised: list[dict[str, Any]] = field(default_factory=list)
+    synced: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "copied": self.copied,
+            "reinitialised": self.reinitialised,
+            "synced": self.synced,
+            "notes": self.notes,
+        }
+
+
+def _linear(start: float) -> Callable[[float], float]:
+    def schedule(progress_remaining: float) -> float:
+        return progress_remaining * start
+
+    return schedule
+
+
+class AgentAdapter:
+    """Base adapter. Subclasses set the class attributes and may override the hooks.
+
+    Class attributes:
+        algo: short name (``"ppo"``).
+        algo_class: the stable-baselines3 class.
+        parts: part name -> prefixes of ``policy.state_dict()`` keys that make up the part.
+        target_sync: (online prefix, target prefix) pairs set equal after a transfer that moves
+            the online network (pitfall 10).
+        off_policy: whether the algorithm learns from a replay buffer.
+    """
+
+    algo: ClassVar[str]
+    algo_class: ClassVar[type[BaseAlgorithm]]
+    parts: ClassVar[Mapping[str, tuple[str, ...]]]
+    target_sync: ClassVar[tuple[tuple[str, str], ...]] = ()
+    off_policy: ClassVar[bool] = False
+    part_notes: ClassVar[Mapping[str, str]] = {}
+
+    # -- hyperparameters ----------------------------------------------------------------------
+    def hyperparams(self, family: str) -> dict[str, Any]:
+        """The zoo-style hyperparameters for ``family`` (raw: schedules still as ``lin_X``)."""
+        with open(HYPERPARAMS_DIR / f"{self.algo}.yml") as fh:
+            table = yaml.safe_load(fh)
+        return copy.deepcopy(table.get(family, table["default"]))
+
+    def make_vec_env(
+        self, env_fn: Callable[[], gymnasium.Env], n_envs: int, seed: int
+    ) -> DummyVecEnv:
+        """``n_envs`` training envs in one process, Monitor-wrapped; env ``i`` seeded ``seed + i``."""
+        return make_vec_env(env_fn, n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv)
+
+    def make_model(
+        self,
+        env_fn: Callable[[], gymnasium.Env],
+        hyperparams: Mapping[str, Any],
+        seed: int,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> BaseAlgorithm:
+        """Build a fresh model on a new vectorised env of ``env_fn``.
+
+        ``overrides`` replace hyperparameters after parsing (used by transfer methods, for
+        example DQN's exploration start). The model runs on the CPU.
+        """
+        hp = dict(hyperparams)
+        n_envs = int(hp.pop("n_envs", 1))
+        policy = hp.pop("policy", "MlpPolicy")
+        hp.pop("n_timesteps", None)
+        for key, value in list(hp.items()):
+            if isinstance(value, str) and value.startswith("lin_"):
+                hp[key] = _linear(float(value[4:]))
+        hp.update(overrides or {})
+        env = self.make_vec_env(env_fn, n_envs, seed)
+        return self.algo_class(policy, env, seed=seed, device="cpu", verbose=0, **hp)
+
+    def load(self, path: Path) -> BaseAlgorithm:
+        """Load a saved model (weights for reading parts; no env attached)."""
+        return self.algo_class.load(str(path), device="cpu")
+
+    # -- transferable parts ---------------------------------------------------------------------
+    def part_keys(self, model: BaseAlgorithm, part: str) -> list[str]:
+        """``policy.state_dict()`` keys that make up ``part``.
+
+        Raises:
+            TransferError: unknown part name.
+        """
+        if part not in self.parts:
+            raise TransferError(
+                f"{self.algo} has no part {part!r}; its parts: {', '.join(self.parts)}"
+            )
+        prefixes = self.parts[part]
+        return [k for k in model.policy.state_dict() if k.startswith(prefixes)]
+
+    def copy_parts(
+        self, source: BaseAlgorithm, target: BaseAlgorithm, parts: list[str]
+    ) -> TransferRecord:
+        """Copy the named parts' tensors from ``source`` into ``target`` in place.
+
+        Only the named tensors move: optimizer state, schedules and hyperparameters of ``target``
+        stay as built (pitfall 5). Target networks listed in ``target_sync`` are then set equal to
+        the freshly copied online network.
+
+        Raises:
+            TransferError: a shape differs (both sides named) or no tensor was copied.
+        """
+        record = TransferRecord()
+        src_state = source.policy.state_dict()
+        dst_state = target.policy.state_dict()
+        wanted: list[str] = []
+        for part in parts:
+            wanted += [k for k in self.part_keys(target, part) if k not in wanted]
+            if part in self.part_notes:
+                record.notes.append(self.part_notes[part])
+        with torch.no_grad():
+            for key in wanted:
+                if key not in src_state:
+                    raise TransferError(f"source model has no tensor {key!r} ({self.algo})")
+                s, d = src_state[key], dst_state[key]
+                if s.shape != d.shape:
+                    raise TransferError(
+                        f"tensor {key!r}: source shape {tuple(s.shape)} != target shape "
+                        f"{tuple(d.shape)}; the two models need the same architecture"
+                    )
+                d.copy_(s)
+                record.copied.append({"name": key, "shape": list(d.shape)})
+            for online, tgt in self.target_sync:
+                if not any(k.startswith(online) for k in wanted):
+                    continue
+                for key in dst_state:
+                    if key.startswith(tgt):
+                        dst_state[key].copy_(dst_state[online + key[len(tgt):]])
+                        record.synced.append({"name": key, "shape": list(dst_state[key].shape),
+                                              "from": online + key[len(tgt):]})
+        if not record.copied:
+            raise TransferError(f"transfer of {parts} moved no tensor ({self.algo})")
+        moved = set(wanted) | {s["name"] for s in record.synced}
+        for key, value in dst_state.items():
+            if key not in moved:
+                record.reinitialised.append({"name": key, "shape": list(value.shape)})
+        return record
+
+    def transfer_overrides(self, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
+        """Hyperparameter overrides for an arm that starts from transferred weights.
+
+        Default: none. Off-policy adapters use this to keep exploration from erasing the
+        jumpstart (pitfall 3); the choice is recorded in transfer_report.json.
+        """
+        return {}

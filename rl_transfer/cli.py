@@ -1,0 +1,157 @@
+"""The ``rl-transfer`` command line: a thin layer over :mod:`rl_transfer`'s API.
+
+Bad input prints one ``error: ...`` line on stderr and exits with status 2, writing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from rl_transfer.errors import USER_ERRORS
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _names(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rl-transfer", description="Reinforcement-learning transfer workbench.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a transfer experiment (default: cartpole-long-pole, PPO)")
+    run.add_argument("--pair", type=_names, default=None, metavar="NAME[,NAME]",
+                     help="env pair(s) (default: cartpole-long-pole; `rl-transfer pairs` lists them)")
+    run.add_argument("--algo", default="ppo", help="ppo or dqn (default: ppo)")
+    run.add_argument("--methods", type=_names, default=None, metavar="A,B",
+                     help="transfer methods, comma-separated (default: policy,value); "
+                          "scratch always runs as the baseline")
+    run.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (default: 3)")
+    run.add_argument("--source-steps", type=_positive_int, help="source pretraining env steps")
+    run.add_argument("--target-steps", type=_positive_int, help="target env steps per run")
+    run.add_argument("--eval-every", type=_positive_int, help="target steps between evaluations")
+    run.add_argument("--eval-episodes", type=_positive_int, default=10,
+                     help="fixed evaluation episodes per evaluation (default: 10)")
+    run.add_argument("--threshold", type=float, help="time-to-threshold return level")
+    run.add_argument("--out", type=Path, help="experiment folder (default: runs/<name>)")
+    run.add_argument("--source-cache", type=Path, default=Path("runs/sources"),
+                     help="shared cache of pretrained sources (default: runs/sources)")
+    run.add_argument("--workers", type=_positive_int, help="parallel processes (default: cores)")
+    run.add_argument("--name", help="experiment name (default: <pair>-<algo>-<date>-<time>)")
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+
+    pairs = sub.add_parser("pairs", help="list the registered env pairs")
+    pairs.add_argument("--json", action="store_true", help="machine-readable output")
+    pairs.add_argument("show", nargs="*", help="`show NAME` prints one pair whole")
+
+    report = sub.add_parser("report", help="rebuild summary, tables and plots from a folder")
+    report.add_argument("dir", type=Path)
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rl_transfer.experiment import Experiment
+
+    kwargs = {
+        "algo": args.algo,
+        "seeds": args.seeds,
+        "source_steps": args.source_steps,
+        "target_steps": args.target_steps,
+        "eval_every": args.eval_every,
+        "eval_episodes": args.eval_episodes,
+        "threshold": args.threshold,
+        "out": args.out,
+        "source_cache": args.source_cache,
+        "workers": args.workers,
+        "name": args.name,
+    }
+    if args.pair is not None:
+        kwargs["pairs"] = args.pair
+    if args.methods is not None:
+        kwargs["methods"] = args.methods
+    exp = Experiment(quiet=args.quiet, **kwargs)
+    out = exp.spec.output_dir()
+    print(f"experiment {exp.spec.experiment_name()} -> {out}", file=sys.stderr)
+    result = exp.run()
+    from rl_transfer.report import print_tables
+
+    print_tables(result.summary)
+    print(f"wrote {out}/summary.json, metrics.csv, report.md, curves_*.png "
+          f"({result.wall_time_s:.0f} s); `tensorboard --logdir {out}` shows the curves")
+    for r in result.failed:
+        print(f"run failed: {r['pair']}/{r['algo']}/{r['method']}/seed_{r['seed']}: {r['error']}",
+              file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _cmd_pairs(args: argparse.Namespace) -> int:
+    from envs import get_pair, list_pairs
+
+    if args.show:
+        if args.show[0] != "show" or len(args.show) != 2:
+            raise SystemExit(_usage_error("usage: rl-transfer pairs [--json] [show NAME]"))
+        print(json.dumps(get_pair(args.show[1]).to_dict(), indent=2))
+        return 0
+    pairs = list_pairs()
+    if args.json:
+        print(json.dumps([p.to_dict() for p in pairs], indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="env pairs")
+    for col in ("name", "source", "target", "differs", "threshold"):
+        t.add_column(col)
+    for p in pairs:
+        diff = ", ".join(f"{k}: {a:g} -> {b:g}" for k, (a, b) in p.differences().items())
+        t.add_row(p.name, p.source.describe(), p.target.describe(), diff, f"{p.threshold:g}")
+    Console().print(t)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rl_transfer.report import print_tables, write_reports
+
+    summary = write_reports(args.dir)
+    print_tables(summary)
+    print(f"wrote {args.dir}/summary.json, metrics.csv, report.md, curves_*.png")
+    return 0
+
+
+def _usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"run": _cmd_run, "pairs": _cmd_pairs, "report": _cmd_report}
+    try:
+        return handlers[args.command](args)
+    except USER_ERRORS as exc:
+        return _usage_error(str(exc))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

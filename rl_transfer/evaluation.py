@@ -1,0 +1,144 @@
+"""Policy evaluation on fixed episodes, batched across envs, and the evaluation callback.
+
+SB3's ``evaluate_policy`` takes no seed and ``EvalCallback`` never evaluates at t = 0 (pitfall 4).
+Here every evaluation runs the same episodes: env ``j`` is reset with evaluation seed ``j`` of
+:func:`envs.evaluation_seeds`, the policy acts deterministically, and one forward pass serves
+all envs still running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import gymnasium
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+from envs import evaluation_seeds
+from rl_transfer.io import atomic_write
+
+
+class Evaluator:
+    """Runs ``n_episodes`` fixed episodes (one per env, in lockstep) of a model's greedy policy.
+
+    Args:
+        env_fn: builds one evaluation env (the target task).
+        n_episodes: number of episodes per evaluation, one env each.
+        seeds: reset seeds, shape ``[n_episodes]``; default :func:`envs.evaluation_seeds`.
+    """
+
+    def __init__(
+        self,
+        env_fn: Callable[[], gymnasium.Env],
+        n_episodes: int,
+        seeds: np.ndarray | None = None,
+    ) -> None:
+        self.seeds = evaluation_seeds(n_episodes) if seeds is None else np.asarray(seeds)
+        self.envs = [env_fn() for _ in range(n_episodes)]
+
+    def evaluate(self, model: BaseAlgorithm) -> tuple[np.ndarray, np.ndarray]:
+        """Returns ``(returns, lengths)``, each shape ``[n_episodes]``: undiscounted episode
+        return and number of env steps of each fixed episode."""
+        n = len(self.envs)
+        obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(self.envs, self.seeds)])
+        returns = np.zeros(n)
+        lengths = np.zeros(n, dtype=np.int64)
+        active = np.ones(n, dtype=bool)
+        while active.any():
+            idx = np.flatnonzero(active)
+            actions, _ = model.predict(obs[idx], deterministic=True)
+            for a, i in zip(actions, idx):
+                o, r, terminated, truncated, _ = self.envs[i].step(a)
+                obs[i] = o
+                returns[i] += float(r)
+                lengths[i] += 1
+                if terminated or truncated:
+                    active[i] = False
+        return returns, lengths
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+class EvalLog:
+    """Evaluations of one run, in stable-baselines3's ``evaluations.npz`` layout."""
+
+    def __init__(self) -> None:
+        self.timesteps: list[int] = []
+        self.results: list[np.ndarray] = []
+        self.ep_lengths: list[np.ndarray] = []
+
+    def add(self, t: int, returns: np.ndarray, lengths: np.ndarray) -> None:
+        self.timesteps.append(int(t))
+        self.results.append(returns)
+        self.ep_lengths.append(lengths)
+
+    def save(self, path: Path) -> None:
+        """Write ``timesteps`` [n_evals], ``results`` [n_evals, n_episodes], ``ep_lengths``
+        [n_evals, n_episodes] atomically."""
+        atomic_write(
+            path,
+            lambda p: np.savez(
+                p,
+                timesteps=np.asarray(self.timesteps, dtype=np.int64),
+                results=np.asarray(self.results, dtype=np.float64),
+                ep_lengths=np.asarray(self.ep_lengths, dtype=np.int64),
+            ),
+        )
+
+
+def tb_writer(model: BaseAlgorithm):  # noqa: ANN201  (torch SummaryWriter)
+    """The TensorBoard SummaryWriter of ``model``'s SB3 logger (None when it has none)."""
+    for fmt in model.logger.output_formats:
+        if isinstance(fmt, TensorBoardOutputFormat):
+            return fmt.writer
+    return None
+
+
+def record_eval(model: BaseAlgorithm, log: EvalLog, evaluator: Evaluator, t: int) -> float:
+    """Evaluate ``model``, append to ``log`` at target step ``t``, write ``eval/mean_reward``
+    and ``eval/mean_ep_length`` to TensorBoard at step ``t``; return the mean return."""
+    returns, lengths = evaluator.evaluate(model)
+    log.add(t, returns, lengths)
+    writer = tb_writer(model)
+    if writer is not None:
+        writer.add_scalar("eval/mean_reward", float(returns.mean()), t)
+        writer.add_scalar("eval/mean_ep_length", float(lengths.mean()), t)
+        writer.flush()
+    return float(returns.mean())
+
+
+class PeriodicEvalCallback(BaseCallback):
+    """Evaluates every ``eval_every`` env steps (counted across all training envs).
+
+    The evaluation at t = 0 is done by the caller before ``learn``; this callback evaluates when
+    ``num_timesteps`` first reaches each multiple of ``eval_every``, and ``on_progress(t, mean)``
+    is called after each evaluation (progress display).
+    """
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        log: EvalLog,
+        eval_every: int,
+        on_progress: Callable[[int, float], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.evaluator = evaluator
+        self.log = log
+        self.eval_every = eval_every
+        self.next_eval = eval_every
+        self.on_progress = on_progress
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_eval:
+            mean = record_eval(self.model, self.log, self.evaluator, self.num_timesteps)
+            while self.next_eval <= self.num_timesteps:
+                self.next_eval += self.eval_every
+            if self.on_progress is not None:
+                self.on_progress(self.num_timesteps, mean)
+        return True

@@ -1,0 +1,185 @@
+"""Transfer metrics for one seed pair (transfer arm T vs scratch arm B on the same target).
+
+Definitions follow docs/metrics.md: Taylor & Stone 2009 (JMLR 10, sec. 2.1) for jumpstart,
+asymptotic gain, AUC gain (total reward), transfer ratio (area form), time to threshold and its
+speed-up; Wolczyk et al. 2021 (Continual World) for normalized forward transfer.
+
+Curves are mean evaluation returns per episode against target env steps. Both arms are compared on
+scratch's evaluation grid (``t`` in [0, t_max]); the transfer arm is linearly interpolated onto it
+(pitfall 11). Undefined or censored values are ``None`` with a reason, never NaN or Infinity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+ACCOUNTINGS = ("target_only", "total_time", "amortized")
+"""How the source's training steps are charged: not at all, in full, or divided by the number of
+target runs that reuse the same source (Taylor & Stone 2009)."""
+
+METRIC_NAMES = (
+    "jumpstart",
+    "asymptotic_gain",
+    "auc_gain",
+    "transfer_ratio",
+    "time_to_threshold_transfer",
+    "time_to_threshold_scratch",
+    "time_to_threshold_gain",
+    "time_to_threshold_speedup",
+    "forward_transfer",
+)
+"""Per-seed metric names (the accounting suffix ``_total_time`` / ``_amortized`` is added for the
+other accountings; ``time_to_threshold_scratch`` does not depend on accounting)."""
+
+
+@dataclass(frozen=True)
+class Curve:
+    """An evaluation curve: ``t`` shape [n] (target env steps, increasing, t[0] = 0) and ``f``
+    shape [n] (mean evaluation return per episode at each t)."""
+
+    t: np.ndarray
+    f: np.ndarray
+
+    def __post_init__(self) -> None:
+        t, f = np.asarray(self.t, dtype=float), np.asarray(self.f, dtype=float)
+        if t.ndim != 1 or t.shape != f.shape or len(t) < 2:
+            raise ValueError(f"a curve needs t and f of equal shape [n >= 2], got {t.shape} {f.shape}")
+        if t[0] != 0 or np.any(np.diff(t) <= 0):
+            raise ValueError("a curve's t must start at 0 (the t = 0 evaluation) and increase")
+        object.__setattr__(self, "t", t)
+        object.__setattr__(self, "f", f)
+
+    def at(self, t: np.ndarray) -> np.ndarray:
+        """Linear interpolation of f at steps ``t`` (held constant past the last evaluation)."""
+        return np.interp(t, self.t, self.f)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A per-seed metric value: ``value`` (None when undefined), ``note`` (why None, or a flag
+    such as ``lower bound``)."""
+
+    value: float | None
+    note: str | None = None
+
+
+def auc(t: np.ndarray, f: np.ndarray) -> float:
+    """Area under a curve by the trapezoid rule (return x steps)."""
+    return float(np.trapezoid(f, t))
+
+
+def time_to_threshold(t: np.ndarray, f: np.ndarray, threshold: float) -> float | None:
+    """First evaluated ``t`` with ``f(t) >= threshold``; None when never reached (right-censored
+    at t_max)."""
+    hit = np.flatnonzero(f >= threshold)
+    return float(t[hit[0]]) if len(hit) else None
+
+
+def normalize(f: np.ndarray, r_min: float, r_max: float, clip: bool = False) -> np.ndarray:
+    """``(f - r_min) / (r_max - r_min)``, optionally clipped to [0, 1]."""
+    g = (np.asarray(f, dtype=float) - r_min) / (r_max - r_min)
+    return np.clip(g, 0.0, 1.0) if clip else g
+
+
+def shifted(transfer: Curve, scratch: Curve, shift: float, grid: np.ndarray) -> np.ndarray:
+    """The transfer curve as seen in total-time accounting, sampled at ``grid``: held at
+    scratch's f_B(0) for t < shift, then f_T(t - shift)."""
+    out = np.full(len(grid), scratch.f[0])
+    after = grid >= shift
+    out[after] = transfer.at(grid[after] - shift)
+    return out
+
+
+def seed_metrics(
+    transfer: Curve,
+    scratch: Curve,
+    *,
+    threshold: float,
+    r_min: float,
+    r_max: float,
+    eval_every: float,
+    source_steps: float,
+    n_reuse: int = 1,
+    asymptote_window: int = 5,
+) -> dict[str, Value]:
+    """Every metric for one seed pair, in every accounting.
+
+    Args:
+        transfer, scratch: the two arms' curves on the same target.
+        threshold: time-to-threshold level (return).
+        r_min, r_max: normalization bounds of the pair (returns).
+        eval_every: evaluation interval in steps (delta, the speed-up's resolution).
+        source_steps: t_src, env steps spent training the source.
+        n_reuse: number of target runs that reuse this source (amortized accounting: t_src / N).
+        asymptote_window: k, the number of last evaluations averaged for asymptotic gain.
+
+    Returns:
+        Metric name (with ``_total_time`` / ``_amortized`` suffix for those accountings) ->
+        :class:`Value`.
+    """
+    grid = scratch.t
+    t_max = float(grid[-1])
+    out: dict[str, Value] = {}
+    fb = scratch.f
+    ttt_b = time_to_threshold(grid, fb, threshold)
+    out["time_to_threshold_scratch"] = (
+        Value(ttt_b) if ttt_b is not None else Value(None, f"not reached within {t_max:g} steps")
+    )
+    shifts = {"target_only": 0.0, "total_time": float(source_steps),
+              "amortized": float(source_steps) / max(1, n_reuse)}
+    for accounting, shift in shifts.items():
+        suffix = "" if accounting == "target_only" else f"_{accounting}"
+        ft = shifted(transfer, scratch, shift, grid) if shift > 0 else transfer.at(grid)
+        values: dict[str, Value] = {}
+        values["jumpstart"] = Value(float(ft[0] - fb[0]))
+        k = min(asymptote_window, len(grid))
+        values["asymptotic_gain"] = Value(float(ft[-k:].mean() - fb[-k:].mean()))
+        values["auc_gain"] = Value(auc(grid, ft) - auc(grid, fb))
+        auc_nt = auc(grid, normalize(ft, r_min, r_max))
+        auc_nb = auc(grid, normalize(fb, r_min, r_max))
+        values["transfer_ratio"] = (
+            Value((auc_nt - auc_nb) / auc_nb)
+            if auc_nb > 0
+            else Value(None, "scratch's normalized area is not positive")
+        )
+        a_t = auc(grid, normalize(ft, r_min, r_max, clip=True)) / t_max
+        a_b = auc(grid, normalize(fb, r_min, r_max, clip=True)) / t_max
+        values["forward_transfer"] = (
+            Value((a_t - a_b) / (1.0 - a_b))
+            if a_b < 1.0
+            else Value(None, "scratch is at R_max over the whole budget")
+        )
+        ttt_t_raw = time_to_threshold(transfer.t, transfer.f, threshold)
+        if ttt_t_raw is None:
+            values["time_to_threshold_transfer"] = Value(
+                None, f"not reached within {float(transfer.t[-1]):g} target steps")
+        else:
+            values["time_to_threshold_transfer"] = Value(ttt_t_raw + shift)
+        ttt_t = values["time_to_threshold_transfer"].value
+        if ttt_t is None:
+            values["time_to_threshold_gain"] = Value(None, "transfer arm did not reach the threshold")
+            values["time_to_threshold_speedup"] = Value(None, "transfer arm did not reach the threshold")
+        elif ttt_b is None:
+            values["time_to_threshold_gain"] = Value(None, "scratch did not reach the threshold")
+            values["time_to_threshold_speedup"] = Value(
+                t_max / max(ttt_t, eval_every), "lower bound: scratch censored at t_max")
+        else:
+            values["time_to_threshold_gain"] = Value(ttt_b - ttt_t)
+            values["time_to_threshold_speedup"] = Value(ttt_b / max(ttt_t, eval_every))
+        if shift >= t_max:
+            note = (f"source steps ({shift:g}) >= target budget ({t_max:g}): transfer cannot pay "
+                    "within the budget")
+            for name in ("auc_gain", "forward_transfer"):
+                v = values[name]
+                values[name] = Value(v.value, v.note or note)
+        for name, v in values.items():
+            out[name + suffix] = v
+    return out
+
+
+def curve_from_evaluations(data: Mapping[str, np.ndarray]) -> Curve:
+    """A :class:`Curve` from an ``evaluations.npz`` mapping (mean over episodes of ``results``)."""
+    return Curve(np.asarray(data["timesteps"]), np.asarray(data["results"]).mean(axis=1))

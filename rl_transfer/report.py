@@ -1,0 +1,367 @@
+"""Reports rebuilt from what is on disk: summary.json, metrics.csv, report.md, curves PNGs, and
+the terminal table.
+
+Everything here reads the experiment folder (experiment.yaml and each run's run.json and
+evaluations.npz), so ``rl-transfer report DIR`` gives the same numbers as the run that wrote it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from rl_transfer.errors import SpecError
+from rl_transfer.io import atomic_write, read_json, write_json, write_text
+from rl_transfer.metrics import ACCOUNTINGS, METRIC_NAMES, Curve, curve_from_evaluations, seed_metrics
+from rl_transfer.stats import aggregate, probability_of_improvement, verdict
+
+VERDICT_RULE = (
+    "negative transfer when the 95% bootstrap interval of normalized forward transfer lies wholly "
+    "below 0, positive when wholly above, otherwise inconclusive; verdict_total_time applies the "
+    "same rule to forward transfer in total-time accounting (source steps charged)"
+)
+TRANSFER_RATIO_FORM = "area: (AUC~_T - AUC~_B) / AUC~_B on normalized curves (Taylor & Stone 2009)"
+
+_UNCHANGED_BY_ACCOUNTING = {"time_to_threshold_scratch"}
+
+
+def metric_keys() -> list[tuple[str, str, str]]:
+    """(summary key, metric name, accounting) for every metric in summary.json."""
+    keys = []
+    for accounting in ACCOUNTINGS:
+        for name in METRIC_NAMES:
+            if accounting != "target_only" and name in _UNCHANGED_BY_ACCOUNTING:
+                continue
+            suffix = "" if accounting == "target_only" else f"_{accounting}"
+            keys.append((name + suffix, name, accounting))
+    return keys
+
+
+@dataclass
+class RunData:
+    info: dict[str, Any]
+    curve: Curve | None
+    dir: Path
+
+
+def load_experiment(root: Path) -> tuple[dict[str, Any], list[RunData]]:
+    """Read experiment.yaml and every run folder under ``root``.
+
+    Raises:
+        SpecError: ``root`` holds no experiment.yaml.
+    """
+    spec_path = root / "experiment.yaml"
+    if not spec_path.is_file():
+        raise SpecError(f"{root} is not an experiment folder (no experiment.yaml in it)")
+    with open(spec_path) as fh:
+        spec = yaml.safe_load(fh)
+    runs = []
+    for run_json in sorted(root.glob("*/*/*/seed_*/run.json")):
+        try:
+            info = read_json(run_json)
+        except ValueError:
+            continue
+        curve = None
+        if info.get("status") == "done":
+            with np.load(run_json.parent / "evaluations.npz") as data:
+                curve = curve_from_evaluations(data)
+        runs.append(RunData(info, curve, run_json.parent))
+    return spec, runs
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def fmt_cell(entry: dict[str, Any], n: int) -> str:
+    """``IQM [lo, hi]`` as shown in report.md and the terminal (``n/a`` when undefined)."""
+    if entry["iqm"] is None:
+        return "n/a"
+    cell = _fmt(entry["iqm"])
+    if entry["ci"] is not None:
+        cell += f" [{_fmt(entry['ci'][0])}, {_fmt(entry['ci'][1])}]"
+    if entry["n_defined"] < n:
+        cell += f" ({entry['n_defined']}/{n} seeds)"
+    return cell
+
+
+def summarize(root: Path) -> dict[str, Any]:
+    """Compute summary.json's content for the experiment at ``root`` (nothing is written)."""
+    spec, runs = load_experiment(root)
+    pairs = spec["pairs"]
+    by_key: dict[tuple[str, str, str], dict[int, RunData]] = defaultdict(dict)
+    for run in runs:
+        i = run.info
+        by_key[(i["pair"], i["algo"], i["method"])][int(i["seed"])] = run
+    reuse: dict[str, int] = defaultdict(int)
+    for run in runs:
+        if run.info.get("source_key"):
+            reuse[run.info["source_key"]] += 1
+    results = []
+    for (pair_name, algo, method), seeds_runs in sorted(by_key.items()):
+        if method == "scratch":
+            continue
+        pair = pairs[pair_name]
+        threshold = spec["threshold"] if spec.get("threshold") is not None else pair["threshold"]
+        scratch_runs = by_key.get((pair_name, algo, "scratch"), {})
+        seeds, failed, per_seed = [], [], []
+        source_steps = []
+        pi_t, pi_b = [], []
+        for seed in sorted(seeds_runs):
+            run, base = seeds_runs[seed], scratch_runs.get(seed)
+            if run.curve is None or base is None or base.curve is None:
+                failed.append(seed)
+                continue
+            seeds.append(seed)
+            src = int(run.info.get("source_steps", 0))
+            source_steps.append(src)
+            per_seed.append(
+                seed_metrics(
+                    run.curve,
+                    base.curve,
+                    threshold=threshold,
+                    r_min=pair["r_min"],
+                    r_max=pair["r_max"],
+                    eval_every=float(run.info["eval_every"]),
+                    source_steps=src,
+                    n_reuse=reuse.get(run.info.get("source_key") or "", 1),
+                    asymptote_window=int(spec.get("asymptote_window", 5)),
+                )
+            )
+            grid = base.curve.t
+            pi_t.append(_norm_area(run.curve.at(grid), grid, pair))
+            pi_b.append(_norm_area(base.curve.f, grid, pair))
+        metrics = {}
+        for key, _, _ in metric_keys():
+            vals = [m[key].value for m in per_seed]
+            agg = aggregate(vals)
+            notes = {str(s): m[key].note for s, m in zip(seeds, per_seed) if m[key].note}
+            metrics[key] = {
+                "iqm": agg.iqm,
+                "ci": list(agg.ci) if agg.ci else None,
+                "per_seed": vals,
+                "n_defined": agg.n_defined,
+                "notes": notes,
+            }
+        entry = {
+            "pair": pair_name,
+            "algo": algo,
+            "method": method,
+            "seeds": seeds,
+            "failed_seeds": failed,
+            "threshold": threshold,
+            "source_steps": source_steps,
+            "verdict": verdict(_ci(metrics["forward_transfer"])),
+            "verdict_total_time": verdict(_ci(metrics["forward_transfer_total_time"])),
+            "verdict_amortized": verdict(_ci(metrics["forward_transfer_amortized"])),
+            "probability_of_improvement": (
+                probability_of_improvement(pi_t, pi_b) if seeds else None
+            ),
+            "metrics": metrics,
+        }
+        results.append(entry)
+    return {
+        "experiment": spec.get("name"),
+        "verdict_rule": VERDICT_RULE,
+        "transfer_ratio_form": TRANSFER_RATIO_FORM,
+        "probability_of_improvement_score": (
+            "per-seed normalized area (mean of the clipped normalized curve over the budget), "
+            "target-only; P(transfer > scratch) over seeds, ties 1/2 (rliable)"
+        ),
+        "results": results,
+    }
+
+
+def _ci(entry: dict[str, Any]) -> tuple[float, float] | None:
+    return tuple(entry["ci"]) if entry["ci"] is not None else None  # type: ignore[return-value]
+
+
+def _norm_area(f: np.ndarray, grid: np.ndarray, pair: dict[str, Any]) -> float:
+    g = np.clip((f - pair["r_min"]) / (pair["r_max"] - pair["r_min"]), 0, 1)
+    return float(np.trapezoid(g, grid) / grid[-1])
+
+
+def metrics_csv(summary: dict[str, Any]) -> str:
+    """Tidy CSV: one row per (pair, algo, method, seed, metric, accounting)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["pair", "algo", "method", "seed", "metric", "accounting", "value", "note"])
+    keys = metric_keys()
+    for r in summary["results"]:
+        for key, name, accounting in keys:
+            m = r["metrics"][key]
+            for seed, value in zip(r["seeds"], m["per_seed"]):
+                w.writerow([r["pair"], r["algo"], r["method"], seed, name, accounting,
+                            "" if value is None else repr(float(value)),
+                            m["notes"].get(str(seed), "")])
+    return buf.getvalue()
+
+
+TABLE_METRICS = (
+    ("jumpstart", "jumpstart"),
+    ("asymptotic_gain", "asymptotic gain"),
+    ("auc_gain", "AUC gain"),
+    ("transfer_ratio", "transfer ratio (area)"),
+    ("time_to_threshold_transfer", "time to threshold, transfer"),
+    ("time_to_threshold_scratch", "time to threshold, scratch"),
+    ("time_to_threshold_gain", "time-to-threshold gain"),
+    ("time_to_threshold_speedup", "speed-up"),
+    ("forward_transfer", "forward transfer (normalized)"),
+)
+
+
+def table_rows(entry: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(label, target-only cell, total-time cell) for one result."""
+    n = len(entry["seeds"])
+    rows = []
+    for key, label in TABLE_METRICS:
+        target = fmt_cell(entry["metrics"][key], n)
+        tt_key = key if key in _UNCHANGED_BY_ACCOUNTING else key + "_total_time"
+        rows.append((label, target, fmt_cell(entry["metrics"][tt_key], n)))
+    return rows
+
+
+def plain_line(entry: dict[str, Any]) -> str:
+    """One plain-language sentence about a method's result."""
+    m = entry["metrics"]
+    who = f"{entry['method']} transfer"
+    speed = m["time_to_threshold_speedup"]
+    ft = m["forward_transfer"]
+    parts = []
+    if speed["iqm"] is not None:
+        parts.append(f"reached the threshold {speed['iqm']:.3g}x sooner than scratch (IQM)")
+    else:
+        parts.append("did not give a defined time-to-threshold speed-up")
+    parts.append(
+        f"forward transfer {fmt_cell(ft, len(entry['seeds']))}: {entry['verdict']}"
+    )
+    parts.append(f"counting the source's steps: {entry['verdict_total_time']}")
+    return f"{who} " + "; ".join(parts) + "."
+
+
+def report_md(summary: dict[str, Any], spec: dict[str, Any]) -> str:
+    lines = [f"# Transfer report: {spec.get('name')}", ""]
+    lines.append(f"Verdict rule: {VERDICT_RULE}.")
+    lines.append(f"Transfer ratio: {TRANSFER_RATIO_FORM}.")
+    lines.append("Cells: interquartile mean over seeds [95% percentile bootstrap interval].")
+    lines.append("")
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in summary["results"]:
+        groups[(r["pair"], r["algo"])].append(r)
+    for (pair, algo), entries in groups.items():
+        lines += [f"## {pair} / {algo}", ""]
+        for e in entries:
+            lines.append(f"- {plain_line(e)}")
+        lines.append("")
+        for e in entries:
+            lines.append(
+                f"### {e['method']} vs scratch (seeds {e['seeds']}; verdict **{e['verdict']}**, "
+                f"total-time **{e['verdict_total_time']}**; P(transfer > scratch) = "
+                f"{_fmt(e['probability_of_improvement'])})"
+            )
+            lines += ["", "| metric | target-only | total-time |", "|---|---|---|"]
+            for label, a, b in table_rows(e):
+                lines.append(f"| {label} | {a} | {b} |")
+            lines.append("")
+        lines.append(f"![curves](curves_{pair}_{algo}.png)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_curves(root: Path, summary: dict[str, Any]) -> list[Path]:
+    """One PNG per (pair, algo): IQM curve with a 95% bootstrap band per method vs scratch, in
+    target-only (top) and total-time (bottom) x-axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spec, runs = load_experiment(root)
+    curves: dict[tuple[str, str, str], list[Curve]] = defaultdict(list)
+    src_steps: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for run in runs:
+        if run.curve is not None:
+            k = (run.info["pair"], run.info["algo"], run.info["method"])
+            curves[k].append(run.curve)
+            src_steps[k].append(int(run.info.get("source_steps", 0)))
+    written = []
+    groups = sorted({(p, a) for p, a, _ in curves})
+    for pair, algo in groups:
+        methods = sorted(m for p, a, m in curves if (p, a) == (pair, algo) and m != "scratch")
+        scratch = curves.get((pair, algo, "scratch"), [])
+        if not methods or not scratch:
+            continue
+        fig, axes = plt.subplots(2, len(methods), figsize=(5 * len(methods), 7), squeeze=False)
+        grid = scratch[0].t
+        threshold = spec["threshold"] or spec["pairs"][pair]["threshold"]
+        for col, method in enumerate(methods):
+            for row, total in enumerate((False, True)):
+                ax = axes[row][col]
+                shift = float(np.median(src_steps[(pair, algo, method)])) if total else 0.0
+                _band(ax, grid, [c.at(grid) for c in scratch], "scratch", "tab:gray")
+                _band(ax, grid + shift, [c.at(grid) for c in curves[(pair, algo, method)]],
+                      method, "tab:blue")
+                if total and shift > 0:
+                    ax.axvspan(0, shift, color="tab:blue", alpha=0.07, label="source training")
+                ax.axhline(threshold, color="tab:red", ls="--", lw=1, label="threshold")
+                ax.set_title(f"{method} vs scratch ({'total-time' if total else 'target-only'})")
+                ax.set_xlabel("target env steps" if not total else "env steps, source included")
+                ax.set_ylabel("mean evaluation return")
+                ax.grid(alpha=0.3)
+                ax.legend(loc="lower right", fontsize=8)
+        fig.suptitle(f"{pair} / {algo}: IQM over seeds, 95% bootstrap band")
+        fig.tight_layout()
+        path = root / f"curves_{pair}_{algo}.png"
+        atomic_write(path, lambda p: fig.savefig(p, dpi=90))
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _band(ax, t: np.ndarray, ys: list[np.ndarray], label: str, color: str) -> None:  # noqa: ANN001
+    y = np.stack(ys)
+    centre = np.array([aggregate(list(col)).iqm for col in y.T])
+    cis = [aggregate(list(col)).ci for col in y.T]
+    lo = np.array([c[0] if c else m for c, m in zip(cis, centre)])
+    hi = np.array([c[1] if c else m for c, m in zip(cis, centre)])
+    ax.plot(t, centre, color=color, label=f"{label} (n={len(ys)})")
+    ax.fill_between(t, lo, hi, color=color, alpha=0.2)
+
+
+def write_reports(root: Path) -> dict[str, Any]:
+    """Compute and write summary.json, metrics.csv, report.md and the curve PNGs; return the
+    summary."""
+    spec, _ = load_experiment(root)
+    summary = summarize(root)
+    write_json(root / "summary.json", summary)
+    write_text(root / "metrics.csv", metrics_csv(summary))
+    write_text(root / "report.md", report_md(summary, spec))
+    plot_curves(root, summary)
+    return summary
+
+
+def print_tables(summary: dict[str, Any], console: Any = None) -> None:
+    """Print one table per (pair, algo, method) with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for e in summary["results"]:
+        t = Table(
+            title=f"{e['pair']} / {e['algo']} / {e['method']} vs scratch  (seeds {e['seeds']})",
+            caption=(f"verdict: {e['verdict']}  |  total-time verdict: {e['verdict_total_time']}"
+                     f"  |  P(transfer > scratch) = {_fmt(e['probability_of_improvement'])}"),
+        )
+        t.add_column("metric (IQM [95% CI])")
+        t.add_column("target-only", justify="right")
+        t.add_column("total-time", justify="right")
+        for row in table_rows(e):
+            t.add_row(*row)
+        console.print(t)

@@ -1,0 +1,249 @@
+"""One run: pretrain a source agent, or train one target run (transfer or scratch) with evaluation.
+
+Called in worker processes by :mod:`rl_transfer.runner`; everything a job needs travels in the job
+(pairs registered in the parent process need not exist in the worker).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import configure
+
+from agents import get_adapter
+from envs import EnvPair
+from rl_transfer.evaluation import EvalLog, Evaluator, PeriodicEvalCallback, record_eval, tb_writer
+from rl_transfer.io import atomic_write, read_json, write_json
+from rl_transfer.methods import get_method
+from rl_transfer.versions import package_versions
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class SourceJob:
+    """Pretraining of one source agent (shared by every method of one (pair, algo, seed))."""
+
+    key: str
+    pair: EnvPair
+    algo: str
+    seed: int
+    steps: int
+    eval_episodes: int
+    hyperparams: Mapping[str, Any]
+    dir: Path
+
+    @property
+    def label(self) -> str:
+        return f"source {self.pair.name}/{self.algo}/seed_{self.seed}"
+
+
+@dataclass(frozen=True)
+class TargetJob:
+    """One target run: (pair, algo, method, seed) trained on the target for ``target_steps``."""
+
+    pair: EnvPair
+    algo: str
+    method: str
+    seed: int
+    target_steps: int
+    eval_every: int
+    eval_episodes: int
+    hyperparams: Mapping[str, Any]
+    dir: Path
+    source: SourceJob | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.pair.name}/{self.algo}/{self.method}/seed_{self.seed}"
+
+
+class _ProgressCallback(BaseCallback):
+    def __init__(self, report: ProgressFn | None, every: int = 500) -> None:
+        super().__init__()
+        self.report = report
+        self.every = every
+        self.next = every
+
+    def _on_step(self) -> bool:
+        if self.report is not None and self.num_timesteps >= self.next:
+            self.report(self.num_timesteps)
+            self.next = self.num_timesteps + self.every
+        return True
+
+
+def _is_done(folder: Path) -> bool:
+    try:
+        return read_json(folder / "run.json").get("status") == "done"
+    except (OSError, ValueError):
+        return False
+
+
+def _fresh_dir(folder: Path) -> None:
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, Any]:
+    """Pretrain the source agent into ``job.dir`` (unless a finished one is already there).
+
+    The folder is built under a temporary name and renamed when complete, so the cache never
+    holds a half-written source. Returns its ``run.json`` content.
+    """
+    if _is_done(job.dir):
+        info = read_json(job.dir / "run.json")
+        info["reused"] = True
+        return info
+    torch.set_num_threads(1)
+    started = time.time()
+    tmp = job.dir.parent / f".{job.dir.name}.tmp-{os.getpid()}"
+    _fresh_dir(tmp)
+    adapter = get_adapter(job.algo)
+    model = adapter.make_model(job.pair.make_source, job.hyperparams, job.seed)
+    model.set_logger(configure(str(tmp), ["tensorboard"]))
+    model.learn(total_timesteps=job.steps, callback=_ProgressCallback(report))
+    evaluator = Evaluator(job.pair.make_source, job.eval_episodes)
+    log = EvalLog()
+    mean = record_eval(model, log, evaluator, model.num_timesteps)
+    evaluator.close()
+    log.save(tmp / "evaluations.npz")
+    atomic_write(tmp / "model.zip", lambda p: model.save(str(p)))
+    model.logger.close()
+    info = {
+        "kind": "source",
+        "key": job.key,
+        "pair": job.pair.name,
+        "source": job.pair.to_dict()["source"],
+        "algo": job.algo,
+        "seed": job.seed,
+        "source_steps": int(model.num_timesteps),
+        "requested_steps": job.steps,
+        "final_eval_mean_return_on_source": mean,
+        "hyperparams": dict(job.hyperparams),
+        "versions": package_versions(),
+        "wall_time_s": round(time.time() - started, 2),
+        "status": "done",
+    }
+    write_json(tmp / "run.json", info)
+    job.dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(tmp, job.dir)
+    except OSError:  # another process finished the same source first: keep theirs
+        if not _is_done(job.dir):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {**info, "reused": False}
+
+
+def train_target(
+    job: TargetJob,
+    report: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Train one target run into ``job.dir``; return its ``run.json`` content.
+
+    Steps: build the target model (seed ``job.seed``), apply the transfer method, evaluate at
+    t = 0, learn ``target_steps`` with an evaluation every ``eval_every`` steps (and one at the
+    last step), then write evaluations.npz, transfer_report.json, model.zip and -- last --
+    run.json with ``status: "done"``. A failure writes run.json with ``status: "failed"``.
+    """
+    started = time.time()
+    _fresh_dir(job.dir)
+    try:
+        return _train_target(job, report, started)
+    except Exception as exc:  # recorded, and the experiment goes on with the other runs
+        info = {
+            "kind": "target",
+            "pair": job.pair.name,
+            "algo": job.algo,
+            "method": job.method,
+            "seed": job.seed,
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
+        write_json(job.dir / "run.json", info)
+        return info
+
+
+def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    adapter = get_adapter(job.algo)
+    method = get_method(job.method)
+    overrides = adapter.transfer_overrides(job.hyperparams) if method.needs_source else {}
+    model = adapter.make_model(job.pair.make_target, job.hyperparams, job.seed, overrides)
+    model.set_logger(configure(str(job.dir), ["tensorboard"]))
+    transfer: dict[str, Any] = {
+        "method": method.name,
+        "doc": method.doc,
+        "parts": list(method.parts),
+        "hyperparameter_overrides": overrides,
+        "optimizer_state": "fresh (not transferred)",
+    }
+    source_steps = 0
+    if method.needs_source:
+        assert job.source is not None, "a transfer method needs a source job"
+        source_info = read_json(job.source.dir / "run.json")
+        source_steps = int(source_info["source_steps"])
+        source_model = adapter.load(job.source.dir / "model.zip")
+        record = adapter.copy_parts(source_model, model, list(method.parts))
+        transfer.update(record.to_dict())
+        transfer["source"] = {"key": job.source.key, "dir": str(job.source.dir),
+                              "steps": source_steps}
+        del source_model
+    writer = tb_writer(model)
+    if writer is not None:
+        copied = len(transfer.get("copied", []))
+        writer.add_text(
+            "transfer/report",
+            f"method `{method.name}`: {method.doc}; tensors copied: {copied}; "
+            f"overrides: {overrides or 'none'}",
+            0,
+        )
+    evaluator = Evaluator(job.pair.make_target, job.eval_episodes)
+    log = EvalLog()
+    record_eval(model, log, evaluator, 0)
+    eval_cb = PeriodicEvalCallback(evaluator, log, job.eval_every)
+    model.learn(
+        total_timesteps=job.target_steps,
+        callback=CallbackList([eval_cb, _ProgressCallback(report)]),
+        reset_num_timesteps=True,
+    )
+    steps = int(model.num_timesteps)
+    if log.timesteps[-1] != steps:
+        record_eval(model, log, evaluator, steps)
+    evaluator.close()
+    log.save(job.dir / "evaluations.npz")
+    write_json(job.dir / "transfer_report.json", transfer)
+    atomic_write(job.dir / "model.zip", lambda p: model.save(str(p)))
+    model.logger.close()
+    info = {
+        "kind": "target",
+        "pair": job.pair.name,
+        "algo": job.algo,
+        "method": job.method,
+        "seed": job.seed,
+        "source_steps": source_steps,
+        "target_steps": steps,
+        "requested_target_steps": job.target_steps,
+        "eval_every": job.eval_every,
+        "eval_episodes": job.eval_episodes,
+        "source_key": job.source.key if job.source else None,
+        "hyperparams": dict(job.hyperparams),
+        "hyperparameter_overrides": overrides,
+        "versions": package_versions(),
+        "wall_time_s": round(time.time() - started, 2),
+        "status": "done",
+    }
+    write_json(job.dir / "run.json", info)
+    return info

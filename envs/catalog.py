@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from envs.pairs import Budget, EnvPair, Variant, _register_builtin
 
-# PPO with rl-baselines3-zoo's CartPole hyperparameters (8 envs, ~1,700 steps/s on one core here):
-# the source reaches 500 within 30k steps; scratch reaches 475 on the long pole within 40k.
+# PPO with rl-baselines3-zoo's CartPole hyperparameters (8 envs, ~2,000 steps/s on one core here):
+# the source reaches 500 within 30k steps. The target budget is the zoo's own n_timesteps (1e5):
+# the linear learning-rate schedule spans one learn() call, and over 40k steps it decays too fast
+# for scratch to reach 475 on the long pole (measured: 0 of 3 seeds); over 100k, scratch reaches
+# it at 24k-34k steps on seeds 0, 1, 2.
 _CARTPOLE_BUDGETS = {
-    "ppo": Budget(source_steps=30_000, target_steps=40_000, eval_every=1_000),
+    "ppo": Budget(source_steps=30_000, target_steps=100_000, eval_every=2_000),
     "dqn": Budget(source_steps=50_000, target_steps=50_000, eval_every=2_000),
 }
 

@@ -1,0 +1,32 @@
+"""Shared fixtures: one tiny end-to-end experiment through the CLI, reused by several tests."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = ["--source-steps", "512", "--target-steps", "768", "--eval-every", "256",
+        "--eval-episodes", "4", "--seeds", "2", "--workers", "2", "--quiet"]
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``rl-transfer`` as a user would (a subprocess of the installed entry point)."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    return subprocess.run([sys.executable, "-m", "rl_transfer.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory) -> Path:
+    """A finished tiny experiment: cartpole-long-pole, PPO, policy + value vs scratch, 2 seeds."""
+    root = tmp_path_factory.mktemp("e2e")
+    proc = cli("run", *TINY, "--out", "exp", "--source-cache", "sources", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return root / "exp"
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text())

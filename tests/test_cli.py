@@ -1,0 +1,159 @@
+"""The CLI end to end, run as a subprocess on real files."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import TINY, cli, read_json
+
+from rl_transfer.evaluation import Evaluator
+from rl_transfer.report import fmt_cell, metric_keys, table_rows
+
+RUN_FILES = {"run.json", "evaluations.npz", "transfer_report.json", "model.zip"}
+
+
+def test_run_writes_every_file(tiny_experiment):
+    root = tiny_experiment
+    for name in ("experiment.yaml", "summary.json", "metrics.csv", "report.md",
+                 "curves_cartpole-long-pole_ppo.png"):
+        assert (root / name).is_file(), name
+    for method in ("scratch", "policy", "value"):
+        for seed in (0, 1):
+            d = root / "cartpole-long-pole" / "ppo" / method / f"seed_{seed}"
+            assert RUN_FILES <= {p.name for p in d.iterdir()}
+            assert any(p.name.startswith("events.out.tfevents") for p in d.iterdir())
+            info = read_json(d / "run.json")
+            assert info["status"] == "done"
+            assert (info["pair"], info["algo"], info["method"], info["seed"]) == (
+                "cartpole-long-pole", "ppo", method, seed)
+            # PPO rounds learn() up to whole rollouts of n_steps * n_envs = 256
+            assert info["target_steps"] == 768
+            assert info["source_steps"] == (0 if method == "scratch" else 512)
+            with np.load(d / "evaluations.npz") as ev:
+                assert list(ev["timesteps"]) == [0, 256, 512, 768]
+                assert ev["results"].shape == (4, 4) and ev["ep_lengths"].shape == (4, 4)
+    assert not list(root.rglob(".*.tmp*")), "temporary files left behind"
+
+
+def test_summary_agrees_with_evaluations_csv_and_report(tiny_experiment):
+    root = tiny_experiment
+    summary = read_json(root / "summary.json")
+    assert {(r["method"]) for r in summary["results"]} == {"policy", "value"}
+    rows = list(csv.DictReader(open(root / "metrics.csv")))
+    report = (root / "report.md").read_text()
+    for r in summary["results"]:
+        assert r["seeds"] == [0, 1]
+        assert r["verdict"] in {"positive", "negative", "inconclusive"}
+        assert r["verdict_total_time"] in {"positive", "negative", "inconclusive"}
+        assert 0.0 <= r["probability_of_improvement"] <= 1.0
+        for key in ("jumpstart", "asymptotic_gain", "auc_gain", "transfer_ratio",
+                    "time_to_threshold_gain", "time_to_threshold_speedup", "forward_transfer",
+                    "forward_transfer_total_time", "auc_gain_total_time"):
+            assert set(r["metrics"][key]) >= {"iqm", "ci", "per_seed"}
+        # per-seed jumpstart = mean t=0 return of transfer minus scratch, from evaluations.npz
+        for i, seed in enumerate(r["seeds"]):
+            runs = root / r["pair"] / r["algo"]
+            with np.load(runs / r["method"] / f"seed_{seed}" / "evaluations.npz") as t, \
+                    np.load(runs / "scratch" / f"seed_{seed}" / "evaluations.npz") as b:
+                expected = t["results"][0].mean() - b["results"][0].mean()
+            assert r["metrics"]["jumpstart"]["per_seed"][i] == pytest.approx(expected, abs=1e-12)
+        # metrics.csv carries the same per-seed numbers
+        for key, name, accounting in metric_keys():
+            got = [row for row in rows if row["method"] == r["method"]
+                   and row["metric"] == name and row["accounting"] == accounting]
+            assert [int(g["seed"]) for g in got] == r["seeds"]
+            for g, v in zip(got, r["metrics"][key]["per_seed"]):
+                assert (g["value"] == "" and v is None) or float(g["value"]) == v
+        # report.md carries the IQM cells and the verdict
+        assert f"verdict **{r['verdict']}**" in report
+        for _, target_cell, total_cell in table_rows(r):
+            assert f"| {target_cell} | {total_cell} |" in report
+    # nothing is NaN or Infinity (json.loads would accept them: check the raw text)
+    text = (root / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+
+
+def test_policy_transfer_really_happened(tiny_experiment):
+    """t = 0 evaluation of the policy arm == the source model evaluated on the target."""
+    from stable_baselines3 import PPO
+
+    import envs
+
+    root = tiny_experiment
+    report = read_json(root / "cartpole-long-pole/ppo/policy/seed_0/transfer_report.json")
+    assert report["copied"], "policy transfer copied no tensor"
+    assert all(c["name"].startswith(("mlp_extractor.policy_net", "action_net"))
+               for c in report["copied"])
+    assert any(r["name"].startswith("value_net") for r in report["reinitialised"])
+    source = PPO.load(f"{report['source']['dir']}/model.zip", device="cpu")
+    pair = envs.get_pair("cartpole-long-pole")
+    returns, _ = Evaluator(pair.make_target, 4).evaluate(source)
+    with np.load(root / "cartpole-long-pole/ppo/policy/seed_0/evaluations.npz") as ev:
+        np.testing.assert_array_equal(ev["results"][0], returns)
+        # and it is not simply what a fresh network does: scratch at t = 0 differs
+    with np.load(root / "cartpole-long-pole/ppo/scratch/seed_0/evaluations.npz") as sc:
+        assert not np.array_equal(sc["results"][0], returns)
+
+
+def test_same_seed_twice_gives_identical_curves(tiny_experiment, tmp_path):
+    proc = cli("run", *TINY, "--methods", "policy", "--out", "again", "--source-cache", "src2",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for method in ("scratch", "policy"):
+        for seed in (0, 1):
+            rel = f"cartpole-long-pole/ppo/{method}/seed_{seed}/evaluations.npz"
+            with np.load(tiny_experiment / rel) as a, np.load(tmp_path / "again" / rel) as b:
+                np.testing.assert_array_equal(a["timesteps"], b["timesteps"])
+                np.testing.assert_array_equal(a["results"], b["results"])
+
+
+def test_report_rebuilds_the_same_summary(tiny_experiment, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_experiment, copy)
+    (copy / "summary.json").unlink()
+    proc = cli("report", str(copy), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert read_json(copy / "summary.json") == read_json(tiny_experiment / "summary.json")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--pair", "cartpole-longpole"], "unknown pair 'cartpole-longpole'; did you mean cartpole-long-pole"),
+        (["--methods", "polcy"], "unknown method 'polcy'; valid methods: policy"),
+        (["--algo", "ppo2"], "unknown algo 'ppo2'; valid algos: ppo"),
+        (["--target-steps", "0"], "must be a positive integer, got 0"),
+        (["--source-steps", "-5"], "must be a positive integer, got -5"),
+        (["--out", "/proc/version/x"], "is not usable"),
+    ],
+)
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, message):
+    proc = cli("run", *args, "--source-cache", "src", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_with_results_is_refused(tiny_experiment, tmp_path):
+    proc = cli("run", "--out", str(tiny_experiment), "--source-cache", "src", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "already holds results" in proc.stderr and str(tiny_experiment) in proc.stderr
+
+
+def test_pairs_lists_and_shows(tmp_path):
+    proc = cli("pairs", "--json", cwd=tmp_path)
+    assert proc.returncode == 0
+    pairs = json.loads(proc.stdout)
+    assert any(p["name"] == "cartpole-long-pole" and p["threshold"] == 475.0 for p in pairs)
+    proc = cli("pairs", "show", "cartpole-long-pole", cwd=tmp_path)
+    assert json.loads(proc.stdout)["differences"] == {"length": [0.5, 1.0]}
+
+
+def test_fmt_cell_marks_partial_seeds():
+    assert fmt_cell({"iqm": 2.0, "ci": [1.0, 3.0], "n_defined": 1}, 2) == "2 [1, 3] (1/2 seeds)"

@@ -1,0 +1,116 @@
+"""Metrics on hand-made curves, each value computed by hand in the test."""
+
+import numpy as np
+import pytest
+
+from rl_transfer.metrics import Curve, seed_metrics, time_to_threshold
+
+T = np.array([0.0, 100.0, 200.0, 300.0, 400.0])
+
+
+def metrics(ft, fb, *, t=T, tb=None, threshold=50.0, r_min=0.0, r_max=100.0, src=0.0, reuse=1,
+            k=2):
+    return seed_metrics(
+        Curve(t, np.asarray(ft, float)),
+        Curve(t if tb is None else tb, np.asarray(fb, float)),
+        threshold=threshold, r_min=r_min, r_max=r_max, eval_every=100.0,
+        source_steps=src, n_reuse=reuse, asymptote_window=k,
+    )
+
+
+def test_target_only_metrics_by_hand():
+    m = metrics([20, 60, 80, 90, 90], [10, 20, 40, 60, 80])
+    assert m["jumpstart"].value == 10.0
+    # last k=2: (90+90)/2 - (60+80)/2 = 20
+    assert m["asymptotic_gain"].value == pytest.approx(20.0)
+    # trapezoid AUC_T = 100*(40+70+85+90) = 28500 ; AUC_B = 100*(15+30+50+70) = 16500
+    assert m["auc_gain"].value == pytest.approx(12000.0)
+    # normalized with r_min=0,r_max=100: areas 285 and 165 -> ratio (285-165)/165
+    assert m["transfer_ratio"].value == pytest.approx(120 / 165)
+    # FT: A_T = 285/400, A_B = 165/400 -> (A_T - A_B) / (1 - A_B)
+    a_t, a_b = 285 / 400, 165 / 400
+    assert m["forward_transfer"].value == pytest.approx((a_t - a_b) / (1 - a_b))
+    # threshold 50: T first >= 50 at t=100, B at t=300
+    assert m["time_to_threshold_transfer"].value == 100.0
+    assert m["time_to_threshold_scratch"].value == 300.0
+    assert m["time_to_threshold_gain"].value == 200.0
+    assert m["time_to_threshold_speedup"].value == pytest.approx(3.0)
+
+
+def test_speedup_uses_eval_interval_when_source_is_already_above_threshold():
+    m = metrics([60, 60, 60, 60, 60], [10, 20, 40, 60, 80])
+    assert m["time_to_threshold_transfer"].value == 0.0
+    assert m["time_to_threshold_speedup"].value == pytest.approx(300 / 100)  # delta = 100
+
+
+def test_censoring_is_null_with_reason_and_lower_bound_is_flagged():
+    m = metrics([60, 60, 60, 60, 60], [10, 10, 10, 10, 10])
+    assert m["time_to_threshold_scratch"].value is None
+    assert "not reached" in m["time_to_threshold_scratch"].note
+    assert m["time_to_threshold_gain"].value is None
+    assert m["time_to_threshold_speedup"].value == pytest.approx(400 / 100)
+    assert "lower bound" in m["time_to_threshold_speedup"].note
+    m2 = metrics([10, 10, 10, 10, 10], [10, 20, 40, 60, 80])
+    assert m2["time_to_threshold_transfer"].value is None
+    assert m2["time_to_threshold_speedup"].value is None
+    assert "transfer arm" in m2["time_to_threshold_speedup"].note
+
+
+def test_total_time_shifts_transfer_curve_and_holds_scratch_start():
+    # t_src = 200: shifted T on the grid = [fB(0), fB(0), fT(0), fT(100), fT(200)]
+    m = metrics([20, 60, 80, 90, 90], [10, 20, 40, 60, 80], src=200.0, reuse=2)
+    shifted = np.array([10, 10, 20, 60, 80], float)
+    assert m["jumpstart_total_time"].value == 0.0
+    assert m["asymptotic_gain_total_time"].value == pytest.approx((60 + 80) / 2 - (60 + 80) / 2)
+    auc_s = 100 * (10 + 15 + 40 + 70)
+    assert m["auc_gain_total_time"].value == pytest.approx(auc_s - 16500)
+    assert m["time_to_threshold_transfer_total_time"].value == 300.0  # 200 + 100
+    assert m["time_to_threshold_gain_total_time"].value == 0.0
+    a_t = np.trapezoid(shifted / 100, T) / 400
+    a_b = 165 / 400
+    assert m["forward_transfer_total_time"].value == pytest.approx((a_t - a_b) / (1 - a_b))
+    # amortized over 2 targets: shift 100
+    assert m["time_to_threshold_transfer_amortized"].value == 200.0
+
+
+def test_source_longer_than_budget_is_said():
+    m = metrics([20, 60, 80, 90, 90], [10, 20, 40, 60, 80], src=1000.0)
+    assert "cannot pay" in m["forward_transfer_total_time"].note
+    assert m["asymptotic_gain_total_time"].value == pytest.approx(10 - 70)
+
+
+def test_negative_returns_normalize_before_ratio():
+    # Pendulum-like: r_min=-1200, r_max=0; T better (less negative) than B everywhere.
+    m = metrics([-600] * 5, [-900] * 5, r_min=-1200.0, r_max=0.0, threshold=-200.0)
+    # normalized: T = 0.5, B = 0.25 -> ratio (0.5-0.25)/0.25 = 1.0 (a raw ratio would be negative)
+    assert m["transfer_ratio"].value == pytest.approx(1.0)
+    assert m["forward_transfer"].value == pytest.approx((0.5 - 0.25) / 0.75)
+
+
+def test_forward_transfer_clips_and_undefined_when_scratch_at_max():
+    m = metrics([100] * 5, [100] * 5)
+    assert m["forward_transfer"].value is None
+    assert "R_max" in m["forward_transfer"].note
+    m2 = metrics([150] * 5, [50] * 5)  # above r_max clipped to 1
+    assert m2["forward_transfer"].value == pytest.approx(1.0)
+
+
+def test_unequal_grids_interpolate_transfer_onto_scratch_grid():
+    t_t = np.array([0.0, 200.0, 400.0])
+    m = seed_metrics(
+        Curve(t_t, np.array([0.0, 40.0, 80.0])), Curve(T, np.array([0, 0, 0, 0, 0], float)),
+        threshold=50.0, r_min=0.0, r_max=100.0, eval_every=100.0, source_steps=0.0,
+    )
+    # T interpolated on [0,100,..,400] = [0,20,40,60,80]: AUC = 100*(10+30+50+70) = 16000
+    assert m["auc_gain"].value == pytest.approx(16000.0)
+    assert m["time_to_threshold_transfer"].value == 400.0  # first *evaluated* t with f >= 50
+
+
+def test_time_to_threshold_first_evaluated_step():
+    assert time_to_threshold(T, np.array([0, 49.9, 50, 10, 60]), 50.0) == 200.0
+    assert time_to_threshold(T, np.zeros(5), 50.0) is None
+
+
+def test_curve_requires_t0():
+    with pytest.raises(ValueError, match="t = 0"):
+        Curve(np.array([100.0, 200.0]), np.array([1.0, 2.0]))

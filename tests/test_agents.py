@@ -1,0 +1,89 @@
+"""What a weight transfer moves, checked by value."""
+
+import pytest
+import torch
+
+from agents import TransferError, get_adapter
+from envs import get_pair
+
+PAIR = get_pair("cartpole-long-pole")
+
+
+def _small(adapter, seed, **extra):
+    hp = adapter.hyperparams("cartpole")
+    hp["policy_kwargs"] = {"net_arch": [16]}
+    hp.update(extra)
+    return adapter.make_model(PAIR.make_target, hp, seed)
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.policy.state_dict().items()}
+
+
+def test_ppo_policy_moves_exactly_the_actor():
+    ppo = get_adapter("ppo")
+    src, dst = _small(ppo, 0), _small(ppo, 1)
+    before, source = _state(dst), _state(src)
+    record = ppo.copy_parts(src, dst, ["policy"])
+    after = _state(dst)
+    copied = {c["name"] for c in record.copied}
+    assert copied == {k for k in after if k.startswith(("mlp_extractor.policy_net", "action_net"))}
+    for key in after:
+        if key in copied:
+            assert torch.equal(after[key], source[key])
+        else:  # the value function is untouched: still the target's fresh initialisation
+            assert torch.equal(after[key], before[key])
+            assert key in {r["name"] for r in record.reinitialised}
+    # the optimizer carries no state over
+    assert dst.policy.optimizer.state_dict()["state"] == {}
+
+
+def test_ppo_value_moves_exactly_the_critic():
+    ppo = get_adapter("ppo")
+    src, dst = _small(ppo, 0), _small(ppo, 1)
+    record = ppo.copy_parts(src, dst, ["value"])
+    names = {c["name"] for c in record.copied}
+    assert names and all(n.startswith(("mlp_extractor.value_net", "value_net")) for n in names)
+    for n in names:
+        assert torch.equal(dst.policy.state_dict()[n], src.policy.state_dict()[n])
+
+
+def test_dqn_policy_is_value_and_target_network_is_synced():
+    dqn = get_adapter("dqn")
+    src, dst = _small(dqn, 0), _small(dqn, 1)
+    rec_p = dqn.copy_parts(src, dst, ["policy"])
+    state = dst.policy.state_dict()
+    for key, value in state.items():
+        if key.startswith("q_net_target."):
+            online = "q_net." + key[len("q_net_target."):]
+            assert torch.equal(value, src.policy.state_dict()[online])
+    assert len(rec_p.synced) == len(rec_p.copied) > 0
+    assert any("same tensors" in n for n in rec_p.notes)
+    assert {c["name"] for c in dqn.copy_parts(src, dst, ["value"]).copied} == {
+        c["name"] for c in rec_p.copied}
+
+
+def test_dqn_transferred_arm_does_not_restart_epsilon():
+    dqn = get_adapter("dqn")
+    hp = dqn.hyperparams("cartpole")
+    over = dqn.transfer_overrides(hp)
+    assert over == {"exploration_initial_eps": hp["exploration_final_eps"]}
+    model = dqn.make_model(PAIR.make_target, {**hp, "policy_kwargs": {"net_arch": [16]}}, 0, over)
+    assert model.exploration_initial_eps == pytest.approx(0.04)
+
+
+def test_shape_mismatch_names_both_sides():
+    ppo = get_adapter("ppo")
+    src = _small(ppo, 0)
+    hp = ppo.hyperparams("cartpole")
+    hp["policy_kwargs"] = {"net_arch": [8]}
+    dst = ppo.make_model(PAIR.make_target, hp, 0)
+    with pytest.raises(TransferError, match=r"source shape \(16, 4\) != target shape \(8, 4\)"):
+        ppo.copy_parts(src, dst, ["policy"])
+
+
+def test_unknown_part_is_refused():
+    ppo = get_adapter("ppo")
+    m = _small(ppo, 0)
+    with pytest.raises(TransferError, match="no part 'replay'"):
+        ppo.copy_parts(m, m, ["replay"])

@@ -1,0 +1,20 @@
+"""The docs list every metric the code writes."""
+
+from pathlib import Path
+
+from rl_transfer.report import metric_keys
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_outputs_doc_lists_every_summary_metric():
+    text = (DOCS / "outputs.md").read_text()
+    missing = [key for key, _, _ in metric_keys() if f"`{key}`" not in text]
+    assert not missing, f"docs/outputs.md does not list {missing}"
+
+
+def test_metrics_doc_names_every_metric_and_accounting():
+    text = (DOCS / "metrics.md").read_text().lower()
+    for name in ("jumpstart", "asymptotic gain", "auc gain", "transfer ratio", "time to threshold",
+                 "speed-up", "forward transfer", "total-time", "amortized", "verdict"):
+        assert name in text, name

@@ -1,4 +1,4 @@
-"""Agent adapters over stable-baselines3, one per algorithm (see :class:`agents.base.AgentAdapter`)."""
+"""Agent adapters over stable-baselines3, one per algorithm (:class:`agents.base.AgentAdapter`)."""
 
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ class AgentAdapter:
     def make_vec_env(
         self, env_fn: Callable[[], gymnasium.Env], n_envs: int, seed: int
     ) -> DummyVecEnv:
-        """``n_envs`` training envs in one process, Monitor-wrapped; env ``i`` seeded ``seed + i``."""
+        """``n_envs`` Monitor-wrapped envs in one process; env ``i`` seeded ``seed + i``."""
         return make_vec_env(env_fn, n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv)
 
     def make_model(
@@ -166,9 +166,14 @@ class AgentAdapter:
                     continue
                 for key in dst_state:
                     if key.startswith(tgt):
-                        dst_state[key].copy_(dst_state[online + key[len(tgt):]])
-                        record.synced.append({"name": key, "shape": list(dst_state[key].shape),
-                                              "from": online + key[len(tgt):]})
+                        dst_state[key].copy_(dst_state[online + key[len(tgt) :]])
+                        record.synced.append(
+                            {
+                                "name": key,
+                                "shape": list(dst_state[key].shape),
+                                "from": online + key[len(tgt) :],
+                            }
+                        )
         if not record.copied:
             raise TransferError(f"transfer of {parts} moved no tensor ({self.algo})")
         moved = set(wanted) | {s["name"] for s in record.synced}

@@ -70,7 +70,7 @@ class EnvFamily:
 
     @property
     def gym_id(self) -> str:
-        """The id under which the family is registered with gymnasium (``rl_transfer/<base id>``)."""
+        """The family's gymnasium id, ``rl_transfer/<base id>``."""
         return f"{NAMESPACE}/{self.base_id}"
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, float]:

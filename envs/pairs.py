@@ -32,7 +32,7 @@ class Variant:
         return get_family(self.family)
 
     def make(self, **kwargs: Any) -> gymnasium.Env:
-        """A new gymnasium env of this variant (TimeLimit applied, parameters on the unwrapped env)."""
+        """A new gymnasium env of this variant (time limit applied, parameters set)."""
         return self.env_family.make(self.params, **kwargs)
 
     def describe(self) -> str:
@@ -109,8 +109,11 @@ class EnvPair:
             "r_max": self.r_max,
             "r_min_note": self.r_min_note,
             "budgets": {
-                a: {"source_steps": b.source_steps, "target_steps": b.target_steps,
-                    "eval_every": b.eval_every}
+                a: {
+                    "source_steps": b.source_steps,
+                    "target_steps": b.target_steps,
+                    "eval_every": b.eval_every,
+                }
                 for a, b in self.budgets.items()
             },
             "description": self.description,
@@ -120,9 +123,7 @@ class EnvPair:
 _PAIRS: dict[str, EnvPair] = {}
 
 
-def random_policy_return(
-    variant: Variant, episodes: int = 1000, seed: int = 0
-) -> float:
+def random_policy_return(variant: Variant, episodes: int = 1000, seed: int = 0) -> float:
     """Mean undiscounted return of the uniform random policy on ``variant``.
 
     Episode ``i`` is reset with seed ``seed + i``; actions come from the action space seeded with
@@ -164,8 +165,10 @@ def _check_spaces(name: str, source: Variant, target: Variant) -> None:
     try:
         for what in ("observation_space", "action_space"):
             a, b = getattr(src, what), getattr(tgt, what)
-            if type(a) is not type(b) or getattr(a, "shape", None) != getattr(b, "shape", None) or (
-                isinstance(a, gymnasium.spaces.Discrete) and a.n != b.n
+            if (
+                type(a) is not type(b)
+                or getattr(a, "shape", None) != getattr(b, "shape", None)
+                or (isinstance(a, gymnasium.spaces.Discrete) and a.n != b.n)
             ):
                 raise PairError(
                     f"pair {name!r}: source and target {what.replace('_', ' ')}s differ "
@@ -214,7 +217,9 @@ def register_pair(
     if r_max is None:
         r_max = tgt.env_family.r_max
         if r_max is None:
-            raise PairError(f"pair {name!r}: family {tgt.family!r} has no known maximum; give r_max")
+            raise PairError(
+                f"pair {name!r}: family {tgt.family!r} has no known maximum; give r_max"
+            )
     note = "given at registration"
     if r_min is None:
         r_min = random_policy_return(tgt)

@@ -1,6 +1,6 @@
 """Run a transfer experiment from Python: register a pair, run it, print the tables.
 
-    .venv/bin/python examples/run_experiment.py            # about 2 minutes on 2 cores
+.venv/bin/python examples/run_experiment.py            # about 2 minutes on 2 cores
 """
 
 from rl_transfer import Experiment, register_pair
@@ -14,7 +14,10 @@ register_pair(
 )
 
 result = Experiment(
-    pairs=["cartpole-heavy-cart"], algo="ppo", methods=["policy", "value"], seeds=3,
+    pairs=["cartpole-heavy-cart"],
+    algo="ppo",
+    methods=["policy", "value"],
+    seeds=3,
     out="runs/example-heavy-cart",
 ).run()
 print(result.table())

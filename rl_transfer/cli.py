@@ -38,22 +38,40 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a transfer experiment (default: cartpole-long-pole, PPO)")
-    run.add_argument("--pair", type=_names, default=None, metavar="NAME[,NAME]",
-                     help="env pair(s) (default: cartpole-long-pole; `rl-transfer pairs` lists them)")
+    run.add_argument(
+        "--pair",
+        type=_names,
+        default=None,
+        metavar="NAME[,NAME]",
+        help="env pair(s) (default: cartpole-long-pole; `rl-transfer pairs` lists them)",
+    )
     run.add_argument("--algo", default="ppo", help="ppo or dqn (default: ppo)")
-    run.add_argument("--methods", type=_names, default=None, metavar="A,B",
-                     help="transfer methods, comma-separated (default: policy,value); "
-                          "scratch always runs as the baseline")
+    run.add_argument(
+        "--methods",
+        type=_names,
+        default=None,
+        metavar="A,B",
+        help="transfer methods, comma-separated (default: policy,value); "
+        "scratch always runs as the baseline",
+    )
     run.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (default: 3)")
     run.add_argument("--source-steps", type=_positive_int, help="source pretraining env steps")
     run.add_argument("--target-steps", type=_positive_int, help="target env steps per run")
     run.add_argument("--eval-every", type=_positive_int, help="target steps between evaluations")
-    run.add_argument("--eval-episodes", type=_positive_int, default=10,
-                     help="fixed evaluation episodes per evaluation (default: 10)")
+    run.add_argument(
+        "--eval-episodes",
+        type=_positive_int,
+        default=10,
+        help="fixed evaluation episodes per evaluation (default: 10)",
+    )
     run.add_argument("--threshold", type=float, help="time-to-threshold return level")
     run.add_argument("--out", type=Path, help="experiment folder (default: runs/<name>)")
-    run.add_argument("--source-cache", type=Path, default=Path("runs/sources"),
-                     help="shared cache of pretrained sources (default: runs/sources)")
+    run.add_argument(
+        "--source-cache",
+        type=Path,
+        default=Path("runs/sources"),
+        help="shared cache of pretrained sources (default: runs/sources)",
+    )
     run.add_argument("--workers", type=_positive_int, help="parallel processes (default: cores)")
     run.add_argument("--name", help="experiment name (default: <pair>-<algo>-<date>-<time>)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
@@ -94,11 +112,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rl_transfer.report import print_tables
 
     print_tables(result.summary)
-    print(f"wrote {out}/summary.json, metrics.csv, report.md, curves_*.png "
-          f"({result.wall_time_s:.0f} s); `tensorboard --logdir {out}` shows the curves")
+    print(
+        f"wrote {out}/summary.json, metrics.csv, report.md, curves_*.png "
+        f"({result.wall_time_s:.0f} s); `tensorboard --logdir {out}` shows the curves"
+    )
     for r in result.failed:
-        print(f"run failed: {r['pair']}/{r['algo']}/{r['method']}/seed_{r['seed']}: {r['error']}",
-              file=sys.stderr)
+        print(
+            f"run failed: {r['pair']}/{r['algo']}/{r['method']}/seed_{r['seed']}: {r['error']}",
+            file=sys.stderr,
+        )
     return 1 if result.failed else 0
 
 

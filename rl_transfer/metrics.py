@@ -46,7 +46,9 @@ class Curve:
     def __post_init__(self) -> None:
         t, f = np.asarray(self.t, dtype=float), np.asarray(self.f, dtype=float)
         if t.ndim != 1 or t.shape != f.shape or len(t) < 2:
-            raise ValueError(f"a curve needs t and f of equal shape [n >= 2], got {t.shape} {f.shape}")
+            raise ValueError(
+                f"a curve needs t and f of equal shape [n >= 2], got {t.shape} {f.shape}"
+            )
         if t[0] != 0 or np.any(np.diff(t) <= 0):
             raise ValueError("a curve's t must start at 0 (the t = 0 evaluation) and increase")
         object.__setattr__(self, "t", t)
@@ -128,8 +130,11 @@ def seed_metrics(
     out["time_to_threshold_scratch"] = (
         Value(ttt_b) if ttt_b is not None else Value(None, f"not reached within {t_max:g} steps")
     )
-    shifts = {"target_only": 0.0, "total_time": float(source_steps),
-              "amortized": float(source_steps) / max(1, n_reuse)}
+    shifts = {
+        "target_only": 0.0,
+        "total_time": float(source_steps),
+        "amortized": float(source_steps) / max(1, n_reuse),
+    }
     for accounting, shift in shifts.items():
         suffix = "" if accounting == "target_only" else f"_{accounting}"
         ft = shifted(transfer, scratch, shift, grid) if shift > 0 else transfer.at(grid)
@@ -155,23 +160,31 @@ def seed_metrics(
         ttt_t_raw = time_to_threshold(transfer.t, transfer.f, threshold)
         if ttt_t_raw is None:
             values["time_to_threshold_transfer"] = Value(
-                None, f"not reached within {float(transfer.t[-1]):g} target steps")
+                None, f"not reached within {float(transfer.t[-1]):g} target steps"
+            )
         else:
             values["time_to_threshold_transfer"] = Value(ttt_t_raw + shift)
         ttt_t = values["time_to_threshold_transfer"].value
         if ttt_t is None:
-            values["time_to_threshold_gain"] = Value(None, "transfer arm did not reach the threshold")
-            values["time_to_threshold_speedup"] = Value(None, "transfer arm did not reach the threshold")
+            values["time_to_threshold_gain"] = Value(
+                None, "transfer arm did not reach the threshold"
+            )
+            values["time_to_threshold_speedup"] = Value(
+                None, "transfer arm did not reach the threshold"
+            )
         elif ttt_b is None:
             values["time_to_threshold_gain"] = Value(None, "scratch did not reach the threshold")
             values["time_to_threshold_speedup"] = Value(
-                t_max / max(ttt_t, eval_every), "lower bound: scratch censored at t_max")
+                t_max / max(ttt_t, eval_every), "lower bound: scratch censored at t_max"
+            )
         else:
             values["time_to_threshold_gain"] = Value(ttt_b - ttt_t)
             values["time_to_threshold_speedup"] = Value(ttt_b / max(ttt_t, eval_every))
         if shift >= t_max:
-            note = (f"source steps ({shift:g}) >= target budget ({t_max:g}): transfer cannot pay "
-                    "within the budget")
+            note = (
+                f"source steps ({shift:g}) >= target budget ({t_max:g}): transfer cannot pay "
+                "within the budget"
+            )
             for name in ("auc_gain", "forward_transfer"):
                 v = values[name]
                 values[name] = Value(v.value, v.note or note)

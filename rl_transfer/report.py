@@ -19,7 +19,13 @@ import yaml
 
 from rl_transfer.errors import SpecError
 from rl_transfer.io import atomic_write, read_json, write_json, write_text
-from rl_transfer.metrics import ACCOUNTINGS, METRIC_NAMES, Curve, curve_from_evaluations, seed_metrics
+from rl_transfer.metrics import (
+    ACCOUNTINGS,
+    METRIC_NAMES,
+    Curve,
+    curve_from_evaluations,
+    seed_metrics,
+)
 from rl_transfer.stats import aggregate, probability_of_improvement, verdict
 
 VERDICT_RULE = (
@@ -198,9 +204,18 @@ def metrics_csv(summary: dict[str, Any]) -> str:
         for key, name, accounting in keys:
             m = r["metrics"][key]
             for seed, value in zip(r["seeds"], m["per_seed"]):
-                w.writerow([r["pair"], r["algo"], r["method"], seed, name, accounting,
-                            "" if value is None else repr(float(value)),
-                            m["notes"].get(str(seed), "")])
+                w.writerow(
+                    [
+                        r["pair"],
+                        r["algo"],
+                        r["method"],
+                        seed,
+                        name,
+                        accounting,
+                        "" if value is None else repr(float(value)),
+                        m["notes"].get(str(seed), ""),
+                    ]
+                )
     return buf.getvalue()
 
 
@@ -239,9 +254,7 @@ def plain_line(entry: dict[str, Any]) -> str:
         parts.append(f"reached the threshold {speed['iqm']:.3g}x sooner than scratch (IQM)")
     else:
         parts.append("did not give a defined time-to-threshold speed-up")
-    parts.append(
-        f"forward transfer {fmt_cell(ft, len(entry['seeds']))}: {entry['verdict']}"
-    )
+    parts.append(f"forward transfer {fmt_cell(ft, len(entry['seeds']))}: {entry['verdict']}")
     parts.append(f"counting the source's steps: {entry['verdict_total_time']}")
     return f"{who} " + "; ".join(parts) + "."
 
@@ -306,8 +319,13 @@ def plot_curves(root: Path, summary: dict[str, Any]) -> list[Path]:
                 ax = axes[row][col]
                 shift = float(np.median(src_steps[(pair, algo, method)])) if total else 0.0
                 _band(ax, grid, [c.at(grid) for c in scratch], "scratch", "tab:gray")
-                _band(ax, grid + shift, [c.at(grid) for c in curves[(pair, algo, method)]],
-                      method, "tab:blue")
+                _band(
+                    ax,
+                    grid + shift,
+                    [c.at(grid) for c in curves[(pair, algo, method)]],
+                    method,
+                    "tab:blue",
+                )
                 if total and shift > 0:
                     ax.axvspan(0, shift, color="tab:blue", alpha=0.07, label="source training")
                 ax.axhline(threshold, color="tab:red", ls="--", lw=1, label="threshold")
@@ -319,7 +337,7 @@ def plot_curves(root: Path, summary: dict[str, Any]) -> list[Path]:
         fig.suptitle(f"{pair} / {algo}: IQM over seeds, 95% bootstrap band")
         fig.tight_layout()
         path = root / f"curves_{pair}_{algo}.png"
-        atomic_write(path, lambda p: fig.savefig(p, dpi=90))
+        atomic_write(path, lambda p, fig=fig: fig.savefig(p, dpi=90))
         plt.close(fig)
         written.append(path)
     return written
@@ -356,8 +374,10 @@ def print_tables(summary: dict[str, Any], console: Any = None) -> None:
     for e in summary["results"]:
         t = Table(
             title=f"{e['pair']} / {e['algo']} / {e['method']} vs scratch  (seeds {e['seeds']})",
-            caption=(f"verdict: {e['verdict']}  |  total-time verdict: {e['verdict_total_time']}"
-                     f"  |  P(transfer > scratch) = {_fmt(e['probability_of_improvement'])}"),
+            caption=(
+                f"verdict: {e['verdict']}  |  total-time verdict: {e['verdict_total_time']}"
+                f"  |  P(transfer > scratch) = {_fmt(e['probability_of_improvement'])}"
+            ),
         )
         t.add_column("metric (IQM [95% CI])")
         t.add_column("target-only", justify="right")

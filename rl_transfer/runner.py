@@ -38,20 +38,37 @@ def plan(spec: ExperimentSpec, root: Path) -> Plan:
         for seed in range(spec.seeds):
             src = None
             if any(get_method(m).needs_source for m in spec.all_methods()):
-                key = source_key(pair, spec.algo, hp, seed, budget["source_steps"], spec.eval_episodes)
-                src = sources.setdefault(key, SourceJob(
-                    key=key, pair=pair, algo=spec.algo, seed=seed,
-                    steps=budget["source_steps"], eval_episodes=spec.eval_episodes,
-                    hyperparams=hp, dir=Path(spec.source_cache).resolve() / key,
-                ))
+                key = source_key(
+                    pair, spec.algo, hp, seed, budget["source_steps"], spec.eval_episodes
+                )
+                src = sources.setdefault(
+                    key,
+                    SourceJob(
+                        key=key,
+                        pair=pair,
+                        algo=spec.algo,
+                        seed=seed,
+                        steps=budget["source_steps"],
+                        eval_episodes=spec.eval_episodes,
+                        hyperparams=hp,
+                        dir=Path(spec.source_cache).resolve() / key,
+                    ),
+                )
             for method in spec.all_methods():
-                targets.append(TargetJob(
-                    pair=pair, algo=spec.algo, method=method, seed=seed,
-                    target_steps=budget["target_steps"], eval_every=budget["eval_every"],
-                    eval_episodes=spec.eval_episodes, hyperparams=hp,
-                    dir=root / pair.name / spec.algo / method / f"seed_{seed}",
-                    source=src if get_method(method).needs_source else None,
-                ))
+                targets.append(
+                    TargetJob(
+                        pair=pair,
+                        algo=spec.algo,
+                        method=method,
+                        seed=seed,
+                        target_steps=budget["target_steps"],
+                        eval_every=budget["eval_every"],
+                        eval_episodes=spec.eval_episodes,
+                        hyperparams=hp,
+                        dir=root / pair.name / spec.algo / method / f"seed_{seed}",
+                        source=src if get_method(method).needs_source else None,
+                    )
+                )
     return Plan(list(sources.values()), targets)
 
 
@@ -77,13 +94,23 @@ class _Display:
         self.quiet = quiet
         if quiet:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
         from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
         )
         self.grid = self.progress.add_task("runs (sources + targets)", total=total)
         self.tasks: dict[str, Any] = {}
@@ -128,8 +155,9 @@ def execute(p: Plan, workers: int | None = None, quiet: bool = False) -> list[di
         if job.source is not None:
             waiting.setdefault(job.source.key, []).append(job)
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                 initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_worker_init
+        ) as pool:
             running: dict[Future, tuple[str, Any]] = {}
             for src in p.sources:
                 running[pool.submit(_run_source, src, q)] = ("source", src)
@@ -151,7 +179,9 @@ def execute(p: Plan, workers: int | None = None, quiet: bool = False) -> list[di
                             if info.get("status") == "done":
                                 running[pool.submit(_run_target, dep, q)] = ("target", dep)
                             else:
-                                results.append(_mark_failed(dep, f"source failed: {info.get('error')}"))
+                                results.append(
+                                    _mark_failed(dep, f"source failed: {info.get('error')}")
+                                )
                                 display.finish(dep.label)
                     else:
                         results.append(info if "pair" in info else _mark_failed(job, info["error"]))
@@ -173,8 +203,15 @@ def _drain(q: Any, display: _Display) -> None:
 def _mark_failed(job: TargetJob, error: str) -> dict[str, Any]:
     from rl_transfer.io import write_json
 
-    info = {"kind": "target", "pair": job.pair.name, "algo": job.algo, "method": job.method,
-            "seed": job.seed, "status": "failed", "error": error}
+    info = {
+        "kind": "target",
+        "pair": job.pair.name,
+        "algo": job.algo,
+        "method": job.method,
+        "seed": job.seed,
+        "status": "failed",
+        "error": error,
+    }
     job.dir.mkdir(parents=True, exist_ok=True)
     write_json(job.dir / "run.json", info)
     return info

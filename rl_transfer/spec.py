@@ -104,8 +104,13 @@ class ExperimentSpec:
         b = pair.budget(self.algo)
         default = {"source_steps": 50_000, "target_steps": 50_000, "eval_every": 2_000}
         base = (
-            {"source_steps": b.source_steps, "target_steps": b.target_steps,
-             "eval_every": b.eval_every} if b else default
+            {
+                "source_steps": b.source_steps,
+                "target_steps": b.target_steps,
+                "eval_every": b.eval_every,
+            }
+            if b
+            else default
         )
         for key in base:
             if getattr(self, key) is not None:
@@ -122,8 +127,9 @@ class ExperimentSpec:
 
     def resolved(self) -> dict[str, Any]:
         """The resolved spec as written to experiment.yaml (pairs inlined, budgets filled)."""
-        pairs = {p.name: {**p.to_dict(), "budget_in_force": self.budget(p)}
-                 for p in self.pair_objects()}
+        pairs = {
+            p.name: {**p.to_dict(), "budget_in_force": self.budget(p)} for p in self.pair_objects()
+        }
         return {
             "name": self.experiment_name(),
             "algo": self.algo,
@@ -133,8 +139,10 @@ class ExperimentSpec:
             "threshold": self.threshold,
             "asymptote_window": self.asymptote_window,
             "source_cache": str(Path(self.source_cache).resolve()),
-            "hyperparams": {p.name: get_adapter(self.algo).hyperparams(p.target.family)
-                            for p in self.pair_objects()},
+            "hyperparams": {
+                p.name: get_adapter(self.algo).hyperparams(p.target.family)
+                for p in self.pair_objects()
+            },
             "pairs": pairs,
             "versions": package_versions(),
             "git_commit": _git_commit(),
@@ -152,7 +160,9 @@ def _check_writable(path: Path, flag: str) -> None:
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
-        raise SpecError(f"{flag} {path} is not writable ({exc.strerror}); choose another folder") from None
+        raise SpecError(
+            f"{flag} {path} is not writable ({exc.strerror}); choose another folder"
+        ) from None
 
 
 def _git_commit() -> str | None:
@@ -166,12 +176,16 @@ def _git_commit() -> str | None:
         return None
 
 
-def source_key(pair: EnvPair, algo: str, hyperparams: dict[str, Any], seed: int, steps: int,
-               eval_episodes: int) -> str:
+def source_key(
+    pair: EnvPair, algo: str, hyperparams: dict[str, Any], seed: int, steps: int, eval_episodes: int
+) -> str:
     """Content hash of a source run: source variant, algo, hyperparameters, seed, steps and the
     package versions (first 16 hex digits of SHA-256)."""
     payload = {
-        "source": {"family": pair.source.family, "params": dict(sorted(pair.source.params.items()))},
+        "source": {
+            "family": pair.source.family,
+            "params": dict(sorted(pair.source.params.items())),
+        },
         "algo": algo,
         "hyperparams": hyperparams,
         "seed": seed,

@@ -198,8 +198,11 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         source_model = adapter.load(job.source.dir / "model.zip")
         record = adapter.copy_parts(source_model, model, list(method.parts))
         transfer.update(record.to_dict())
-        transfer["source"] = {"key": job.source.key, "dir": str(job.source.dir),
-                              "steps": source_steps}
+        transfer["source"] = {
+            "key": job.source.key,
+            "dir": str(job.source.dir),
+            "steps": source_steps,
+        }
         del source_model
     writer = tb_writer(model)
     if writer is not None:

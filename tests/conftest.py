@@ -8,15 +8,34 @@ from pathlib import Path
 
 import pytest
 
-TINY = ["--source-steps", "512", "--target-steps", "768", "--eval-every", "256",
-        "--eval-episodes", "4", "--seeds", "2", "--workers", "2", "--quiet"]
+TINY = [
+    "--source-steps",
+    "512",
+    "--target-steps",
+    "768",
+    "--eval-every",
+    "256",
+    "--eval-episodes",
+    "4",
+    "--seeds",
+    "2",
+    "--workers",
+    "2",
+    "--quiet",
+]
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``rl-transfer`` as a user would (a subprocess of the installed entry point)."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    return subprocess.run([sys.executable, "-m", "rl_transfer.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "rl_transfer.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="session")

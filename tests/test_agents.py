@@ -55,12 +55,13 @@ def test_dqn_policy_is_value_and_target_network_is_synced():
     state = dst.policy.state_dict()
     for key, value in state.items():
         if key.startswith("q_net_target."):
-            online = "q_net." + key[len("q_net_target."):]
+            online = "q_net." + key[len("q_net_target.") :]
             assert torch.equal(value, src.policy.state_dict()[online])
     assert len(rec_p.synced) == len(rec_p.copied) > 0
     assert any("same tensors" in n for n in rec_p.notes)
     assert {c["name"] for c in dqn.copy_parts(src, dst, ["value"]).copied} == {
-        c["name"] for c in rec_p.copied}
+        c["name"] for c in rec_p.copied
+    }
 
 
 def test_dqn_transferred_arm_does_not_restart_epsilon():

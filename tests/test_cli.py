@@ -15,8 +15,13 @@ RUN_FILES = {"run.json", "evaluations.npz", "transfer_report.json", "model.zip"}
 
 def test_run_writes_every_file(tiny_experiment):
     root = tiny_experiment
-    for name in ("experiment.yaml", "summary.json", "metrics.csv", "report.md",
-                 "curves_cartpole-long-pole_ppo.png"):
+    for name in (
+        "experiment.yaml",
+        "summary.json",
+        "metrics.csv",
+        "report.md",
+        "curves_cartpole-long-pole_ppo.png",
+    ):
         assert (root / name).is_file(), name
     for method in ("scratch", "policy", "value"):
         for seed in (0, 1):
@@ -26,7 +31,11 @@ def test_run_writes_every_file(tiny_experiment):
             info = read_json(d / "run.json")
             assert info["status"] == "done"
             assert (info["pair"], info["algo"], info["method"], info["seed"]) == (
-                "cartpole-long-pole", "ppo", method, seed)
+                "cartpole-long-pole",
+                "ppo",
+                method,
+                seed,
+            )
             # PPO rounds learn() up to whole rollouts of n_steps * n_envs = 256
             assert info["target_steps"] == 768
             assert info["source_steps"] == (0 if method == "scratch" else 512)
@@ -47,21 +56,36 @@ def test_summary_agrees_with_evaluations_csv_and_report(tiny_experiment):
         assert r["verdict"] in {"positive", "negative", "inconclusive"}
         assert r["verdict_total_time"] in {"positive", "negative", "inconclusive"}
         assert 0.0 <= r["probability_of_improvement"] <= 1.0
-        for key in ("jumpstart", "asymptotic_gain", "auc_gain", "transfer_ratio",
-                    "time_to_threshold_gain", "time_to_threshold_speedup", "forward_transfer",
-                    "forward_transfer_total_time", "auc_gain_total_time"):
+        for key in (
+            "jumpstart",
+            "asymptotic_gain",
+            "auc_gain",
+            "transfer_ratio",
+            "time_to_threshold_gain",
+            "time_to_threshold_speedup",
+            "forward_transfer",
+            "forward_transfer_total_time",
+            "auc_gain_total_time",
+        ):
             assert set(r["metrics"][key]) >= {"iqm", "ci", "per_seed"}
         # per-seed jumpstart = mean t=0 return of transfer minus scratch, from evaluations.npz
         for i, seed in enumerate(r["seeds"]):
             runs = root / r["pair"] / r["algo"]
-            with np.load(runs / r["method"] / f"seed_{seed}" / "evaluations.npz") as t, \
-                    np.load(runs / "scratch" / f"seed_{seed}" / "evaluations.npz") as b:
+            with (
+                np.load(runs / r["method"] / f"seed_{seed}" / "evaluations.npz") as t,
+                np.load(runs / "scratch" / f"seed_{seed}" / "evaluations.npz") as b,
+            ):
                 expected = t["results"][0].mean() - b["results"][0].mean()
             assert r["metrics"]["jumpstart"]["per_seed"][i] == pytest.approx(expected, abs=1e-12)
         # metrics.csv carries the same per-seed numbers
         for key, name, accounting in metric_keys():
-            got = [row for row in rows if row["method"] == r["method"]
-                   and row["metric"] == name and row["accounting"] == accounting]
+            got = [
+                row
+                for row in rows
+                if row["method"] == r["method"]
+                and row["metric"] == name
+                and row["accounting"] == accounting
+            ]
             assert [int(g["seed"]) for g in got] == r["seeds"]
             for g, v in zip(got, r["metrics"][key]["per_seed"]):
                 assert (g["value"] == "" and v is None) or float(g["value"]) == v
@@ -83,8 +107,9 @@ def test_policy_transfer_really_happened(tiny_experiment):
     root = tiny_experiment
     report = read_json(root / "cartpole-long-pole/ppo/policy/seed_0/transfer_report.json")
     assert report["copied"], "policy transfer copied no tensor"
-    assert all(c["name"].startswith(("mlp_extractor.policy_net", "action_net"))
-               for c in report["copied"])
+    assert all(
+        c["name"].startswith(("mlp_extractor.policy_net", "action_net")) for c in report["copied"]
+    )
     assert any(r["name"].startswith("value_net") for r in report["reinitialised"])
     source = PPO.load(f"{report['source']['dir']}/model.zip", device="cpu")
     pair = envs.get_pair("cartpole-long-pole")
@@ -97,8 +122,17 @@ def test_policy_transfer_really_happened(tiny_experiment):
 
 
 def test_same_seed_twice_gives_identical_curves(tiny_experiment, tmp_path):
-    proc = cli("run", *TINY, "--methods", "policy", "--out", "again", "--source-cache", "src2",
-               cwd=tmp_path)
+    proc = cli(
+        "run",
+        *TINY,
+        "--methods",
+        "policy",
+        "--out",
+        "again",
+        "--source-cache",
+        "src2",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     for method in ("scratch", "policy"):
         for seed in (0, 1):
@@ -122,7 +156,10 @@ def test_report_rebuilds_the_same_summary(tiny_experiment, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--pair", "cartpole-longpole"], "unknown pair 'cartpole-longpole'; did you mean cartpole-long-pole"),
+        (
+            ["--pair", "cartpole-longpole"],
+            "unknown pair 'cartpole-longpole'; did you mean cartpole-long-pole",
+        ),
         (["--methods", "polcy"], "unknown method 'polcy'; valid methods: policy"),
         (["--algo", "ppo2"], "unknown algo 'ppo2'; valid algos: ppo"),
         (["--target-steps", "0"], "must be a positive integer, got 0"),

@@ -15,6 +15,16 @@ def test_outputs_doc_lists_every_summary_metric():
 
 def test_metrics_doc_names_every_metric_and_accounting():
     text = (DOCS / "metrics.md").read_text().lower()
-    for name in ("jumpstart", "asymptotic gain", "auc gain", "transfer ratio", "time to threshold",
-                 "speed-up", "forward transfer", "total-time", "amortized", "verdict"):
+    for name in (
+        "jumpstart",
+        "asymptotic gain",
+        "auc gain",
+        "transfer ratio",
+        "time to threshold",
+        "speed-up",
+        "forward transfer",
+        "total-time",
+        "amortized",
+        "verdict",
+    ):
         assert name in text, name

@@ -11,8 +11,9 @@ from envs import ParameterError, UnknownPairError, get_pair, random_policy_retur
 from envs.families import CARTPOLE
 
 
-def cartpole_step_by_hand(state, action, *, gravity=9.8, masscart=1.0, masspole=0.1, length=0.5,
-                          force_mag=10.0, tau=0.02):
+def cartpole_step_by_hand(
+    state, action, *, gravity=9.8, masscart=1.0, masspole=0.1, length=0.5, force_mag=10.0, tau=0.02
+):
     """Barto, Sutton & Anderson (1983) cart-pole equations, Euler integration (as gymnasium)."""
     x, x_dot, theta, theta_dot = state
     force = force_mag if action == 1 else -force_mag
@@ -22,12 +23,14 @@ def cartpole_step_by_hand(state, action, *, gravity=9.8, masscart=1.0, masspole=
     temp = (force + pml * theta_dot**2 * s) / total_mass
     theta_acc = (gravity * s - c * temp) / (length * (4.0 / 3.0 - masspole * c**2 / total_mass))
     x_acc = temp - pml * theta_acc * c / total_mass
-    return np.array([x + tau * x_dot, x_dot + tau * x_acc,
-                     theta + tau * theta_dot, theta_dot + tau * theta_acc])
+    return np.array(
+        [x + tau * x_dot, x_dot + tau * x_acc, theta + tau * theta_dot, theta_dot + tau * theta_acc]
+    )
 
 
-@pytest.mark.parametrize("params", [{"length": 1.0}, {"masspole": 0.5, "masscart": 2.0},
-                                    {"force_mag": -10.0}])
+@pytest.mark.parametrize(
+    "params", [{"length": 1.0}, {"masspole": 0.5, "masscart": 2.0}, {"force_mag": -10.0}]
+)
 def test_one_step_matches_equations_of_motion(params):
     env = CARTPOLE.make(params)
     env.reset(seed=3)
@@ -49,8 +52,9 @@ def test_long_pole_target_is_the_long_pole():
     state = np.array([0.0, 0.1, -0.05, 0.2])
     u.state = state.copy()
     obs, *_ = target.step(0)
-    np.testing.assert_allclose(obs, cartpole_step_by_hand(state, 0, length=1.0).astype(np.float32),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        obs, cartpole_step_by_hand(state, 0, length=1.0).astype(np.float32), rtol=1e-6
+    )
 
 
 def test_registered_with_gymnasium_namespace():
@@ -108,17 +112,23 @@ def test_unknown_pair_suggests_close_names():
 
 def test_register_pair_validates_and_cleans_up():
     try:
-        p = envs.register_pair("test-heavy-cart", source=("cartpole", {}),
-                               target=("cartpole", {"masscart": 3.0}), threshold=475.0)
+        p = envs.register_pair(
+            "test-heavy-cart",
+            source=("cartpole", {}),
+            target=("cartpole", {"masscart": 3.0}),
+            threshold=475.0,
+        )
         assert p.r_max == 500.0 and 15 < p.r_min < 40 and "measured" in p.r_min_note
         assert p.differences() == {"masscart": (1.0, 3.0)}
         with pytest.raises(envs.PairError, match="already registered"):
-            envs.register_pair("test-heavy-cart", source=("cartpole", {}),
-                               target=("cartpole", {}), threshold=1.0)
+            envs.register_pair(
+                "test-heavy-cart", source=("cartpole", {}), target=("cartpole", {}), threshold=1.0
+            )
     finally:
         envs.unregister_pair("test-heavy-cart")
     with pytest.raises(ParameterError):
-        envs.register_pair("test-bad", source=("cartpole", {}), target=("cartpole", {"mass": 2}),
-                           threshold=1.0)
+        envs.register_pair(
+            "test-bad", source=("cartpole", {}), target=("cartpole", {"mass": 2}), threshold=1.0
+        )
     with pytest.raises(UnknownPairError):
         get_pair("test-bad")

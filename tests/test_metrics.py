@@ -8,13 +8,17 @@ from rl_transfer.metrics import Curve, seed_metrics, time_to_threshold
 T = np.array([0.0, 100.0, 200.0, 300.0, 400.0])
 
 
-def metrics(ft, fb, *, t=T, tb=None, threshold=50.0, r_min=0.0, r_max=100.0, src=0.0, reuse=1,
-            k=2):
+def metrics(ft, fb, *, t=T, tb=None, threshold=50.0, r_min=0.0, r_max=100.0, src=0.0, reuse=1, k=2):
     return seed_metrics(
         Curve(t, np.asarray(ft, float)),
         Curve(t if tb is None else tb, np.asarray(fb, float)),
-        threshold=threshold, r_min=r_min, r_max=r_max, eval_every=100.0,
-        source_steps=src, n_reuse=reuse, asymptote_window=k,
+        threshold=threshold,
+        r_min=r_min,
+        r_max=r_max,
+        eval_every=100.0,
+        source_steps=src,
+        n_reuse=reuse,
+        asymptote_window=k,
     )
 
 
@@ -98,8 +102,13 @@ def test_forward_transfer_clips_and_undefined_when_scratch_at_max():
 def test_unequal_grids_interpolate_transfer_onto_scratch_grid():
     t_t = np.array([0.0, 200.0, 400.0])
     m = seed_metrics(
-        Curve(t_t, np.array([0.0, 40.0, 80.0])), Curve(T, np.array([0, 0, 0, 0, 0], float)),
-        threshold=50.0, r_min=0.0, r_max=100.0, eval_every=100.0, source_steps=0.0,
+        Curve(t_t, np.array([0.0, 40.0, 80.0])),
+        Curve(T, np.array([0, 0, 0, 0, 0], float)),
+        threshold=50.0,
+        r_min=0.0,
+        r_max=100.0,
+        eval_every=100.0,
+        source_steps=0.0,
     )
     # T interpolated on [0,100,..,400] = [0,20,40,60,80]: AUC = 100*(10+30+50+70) = 16000
     assert m["auc_gain"].value == pytest.approx(16000.0)

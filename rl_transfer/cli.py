@@ -80,8 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     pairs.add_argument("--json", action="store_true", help="machine-readable output")
     pairs.add_argument("show", nargs="*", help="`show NAME` prints one pair whole")
 
-    report = sub.add_parser("report", help="rebuild summary, tables and plots from a folder")
-    report.add_argument("dir", type=Path)
+    report = sub.add_parser(
+        "report",
+        help="rebuild summary, tables and plots from experiment folders; with two or more, "
+        "also compare them",
+    )
+    report.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
+
+    tb = sub.add_parser("tensorboard", help="serve an experiment folder with TensorBoard")
+    tb.add_argument("dir", type=Path)
+    tb.add_argument("--port", type=_positive_int, help="port (default: a free one)")
     return parser
 
 
@@ -150,12 +158,34 @@ def _cmd_pairs(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from rl_transfer.report import print_tables, write_reports
+    from rl_transfer.report import compare_table, print_tables, write_reports
 
-    summary = write_reports(args.dir)
-    print_tables(summary)
-    print(f"wrote {args.dir}/summary.json, metrics.csv, report.md, curves_*.png")
+    summaries = {}
+    for d in args.dirs:
+        summaries[str(d)] = write_reports(d)
+        if len(args.dirs) == 1:
+            print_tables(summaries[str(d)])
+        print(f"wrote {d}/summary.json, metrics.csv, report.md and plots")
+    if len(args.dirs) > 1:
+        from rich.console import Console
+
+        Console().print(compare_table(summaries))
     return 0
+
+
+def _cmd_tensorboard(args: argparse.Namespace) -> int:
+    from rl_transfer.errors import SpecError
+    from rl_transfer.tensorboard import free_port, tensorboard_command
+
+    if not (args.dir / "experiment.yaml").is_file():
+        raise SpecError(f"{args.dir} is not an experiment folder (no experiment.yaml in it)")
+    port = args.port or free_port()
+    print(
+        f"TensorBoard on http://127.0.0.1:{port}/ for {args.dir} (Ctrl-C stops it)", file=sys.stderr
+    )
+    import subprocess
+
+    return subprocess.call(tensorboard_command(args.dir, port))
 
 
 def _usage_error(message: str) -> int:
@@ -165,7 +195,12 @@ def _usage_error(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "pairs": _cmd_pairs, "report": _cmd_report}
+    handlers = {
+        "run": _cmd_run,
+        "pairs": _cmd_pairs,
+        "report": _cmd_report,
+        "tensorboard": _cmd_tensorboard,
+    }
     try:
         return handlers[args.command](args)
     except USER_ERRORS as exc:

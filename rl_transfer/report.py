@@ -273,6 +273,22 @@ def report_md(summary: dict[str, Any], spec: dict[str, Any]) -> str:
         for e in entries:
             lines.append(f"- {plain_line(e)}")
         lines.append("")
+        cols = [label for _, label in TABLE_METRICS]
+        lines.append(
+            "| method | " + " | ".join(cols) + " | forward transfer, total-time | verdict "
+            "| verdict, total-time |"
+        )
+        lines.append("|---" * (len(cols) + 4) + "|")
+        for e in entries:
+            n = len(e["seeds"])
+            cells = [fmt_cell(e["metrics"][key], n) for key, _ in TABLE_METRICS]
+            cells.append(fmt_cell(e["metrics"]["forward_transfer_total_time"], n))
+            lines.append(
+                f"| {e['method']} | "
+                + " | ".join(cells)
+                + f" | {e['verdict']} | {e['verdict_total_time']} |"
+            )
+        lines.append("")
         for e in entries:
             lines.append(
                 f"### {e['method']} vs scratch (seeds {e['seeds']}; verdict **{e['verdict']}**, "
@@ -283,8 +299,21 @@ def report_md(summary: dict[str, Any], spec: dict[str, Any]) -> str:
             for label, a, b in table_rows(e):
                 lines.append(f"| {label} | {a} | {b} |")
             lines.append("")
-        lines.append(f"![curves](curves_{pair}_{algo}.png)")
+        lines.append(f"![learning curves](curves_{pair}_{algo}.png)")
         lines.append("")
+    lines += [
+        "## Forward transfer per method and pair",
+        "",
+        "![forward transfer](forward_transfer.png)",
+        "",
+    ]
+    if len({r["pair"] for r in summary["results"]}) > 1:
+        lines += [
+            "## Performance profile",
+            "",
+            "![performance profile](performance_profile.png)",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -343,6 +372,85 @@ def plot_curves(root: Path, summary: dict[str, Any]) -> list[Path]:
     return written
 
 
+def plot_forward_transfer(root: Path, summary: dict[str, Any]) -> Path | None:
+    """Interval chart: forward transfer IQM with its 95% interval per (pair, algo, method), in
+    target-only and total-time accounting; written as forward_transfer.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = summary["results"]
+    if not results:
+        return None
+    fig, ax = plt.subplots(figsize=(9, max(2.6, 1.2 + 0.6 * len(results))))
+    labels = [f"{r['pair']} / {r['algo']} / {r['method']}" for r in results]
+    for offset, key, color, name in (
+        (-0.15, "forward_transfer", "tab:blue", "target-only"),
+        (0.15, "forward_transfer_total_time", "tab:orange", "total-time"),
+    ):
+        for i, r in enumerate(results):
+            m = r["metrics"][key]
+            if m["iqm"] is None:
+                continue
+            y = i + offset
+            if m["ci"] is not None:
+                ax.plot(m["ci"], [y, y], color=color, lw=3, alpha=0.6)
+            ax.plot([m["iqm"]], [y], "o", color=color, label=name if i == 0 else None)
+    ax.axvline(0.0, color="black", lw=1)
+    ax.set_yticks(range(len(results)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("normalized forward transfer: IQM and 95% bootstrap interval (< 0: negative)")
+    ax.set_title("forward transfer per method and pair")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path = root / "forward_transfer.png"
+    atomic_write(path, lambda p: fig.savefig(p, dpi=90))
+    plt.close(fig)
+    return path
+
+
+def run_scores(root: Path) -> dict[str, list[float]]:
+    """Per method, every finished run's normalized area A (mean of its clipped normalized curve
+    over its budget), pooled over pairs and seeds."""
+    spec, runs = load_experiment(root)
+    scores: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        if run.curve is not None:
+            pair = spec["pairs"][run.info["pair"]]
+            scores[run.info["method"]].append(_norm_area(run.curve.f, run.curve.t, pair))
+    return dict(scores)
+
+
+def plot_performance_profile(root: Path, summary: dict[str, Any]) -> Path | None:
+    """Performance profile (Agarwal et al. 2021): per method, the fraction of runs whose
+    normalized area exceeds tau, for tau in [0, 1]; written when the experiment has several
+    pairs, as performance_profile.png."""
+    if len({r["pair"] for r in summary["results"]}) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    taus = np.linspace(0.0, 1.0, 101)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, values in sorted(run_scores(root).items()):
+        v = np.asarray(values)
+        ax.plot(taus, [(v > tau).mean() for tau in taus], label=f"{method} (n={len(v)})")
+    ax.set_xlabel("normalized area tau")
+    ax.set_ylabel("fraction of runs with score > tau")
+    ax.set_title("performance profile over pairs and seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = root / "performance_profile.png"
+    atomic_write(path, lambda p: fig.savefig(p, dpi=90))
+    plt.close(fig)
+    return path
+
+
 def _band(ax, t: np.ndarray, ys: list[np.ndarray], label: str, color: str) -> None:  # noqa: ANN001
     y = np.stack(ys)
     centre = np.array([aggregate(list(col)).iqm for col in y.T])
@@ -353,16 +461,81 @@ def _band(ax, t: np.ndarray, ys: list[np.ndarray], label: str, color: str) -> No
     ax.fill_between(t, lo, hi, color=color, alpha=0.2)
 
 
+FINAL_METRICS = (
+    "jumpstart",
+    "asymptotic_gain",
+    "time_to_threshold_speedup",
+    "forward_transfer",
+    "forward_transfer_total_time",
+)
+
+
+def write_tensorboard_views(root: Path, summary: dict[str, Any]) -> None:
+    """Per-run hparams and comparison curves, and the custom-scalars layout (see
+    :mod:`rl_transfer.tensorboard`)."""
+    from rl_transfer.tensorboard import write_layout, write_run_views
+
+    _, runs = load_experiment(root)
+    per_seed: dict[tuple[str, str, str, int], dict[str, float | None]] = {}
+    for r in summary["results"]:
+        for i, seed in enumerate(r["seeds"]):
+            per_seed[(r["pair"], r["algo"], r["method"], seed)] = {
+                k: r["metrics"][k]["per_seed"][i] for k in FINAL_METRICS
+            }
+    for run in runs:
+        if run.curve is None:
+            continue
+        i = run.info
+        final: dict[str, float | None] = {"mean_reward": float(run.curve.f[-1])}
+        final.update(per_seed.get((i["pair"], i["algo"], i["method"], int(i["seed"])), {}))
+        write_run_views(run.dir, i, run.curve.t, run.curve.f, final)
+    write_layout(root, sorted({(r.info["pair"], r.info["algo"]) for r in runs}))
+
+
 def write_reports(root: Path) -> dict[str, Any]:
-    """Compute and write summary.json, metrics.csv, report.md and the curve PNGs; return the
-    summary."""
+    """Compute and write summary.json, metrics.csv, report.md, the PNG plots and the TensorBoard
+    views; return the summary.
+
+    Raises:
+        SpecError: ``root`` is not an experiment folder.
+    """
     spec, _ = load_experiment(root)
     summary = summarize(root)
     write_json(root / "summary.json", summary)
     write_text(root / "metrics.csv", metrics_csv(summary))
-    write_text(root / "report.md", report_md(summary, spec))
     plot_curves(root, summary)
+    plot_forward_transfer(root, summary)
+    plot_performance_profile(root, summary)
+    write_text(root / "report.md", report_md(summary, spec))
+    write_tensorboard_views(root, summary)
     return summary
+
+
+def compare_table(summaries: dict[str, dict[str, Any]]) -> Any:
+    """A rich table comparing experiment folders: per (pair, algo, method), forward transfer
+    (IQM [95% interval]) and verdict in each folder."""
+    from rich.table import Table
+
+    t = Table(title="forward transfer (IQM [95% CI]) and verdict, per experiment folder")
+    t.add_column("pair / algo / method")
+    for name in summaries:
+        t.add_column(name)
+    keys = sorted(
+        {(r["pair"], r["algo"], r["method"]) for s in summaries.values() for r in s["results"]}
+    )
+    for key in keys:
+        cells = []
+        for s in summaries.values():
+            match = [r for r in s["results"] if (r["pair"], r["algo"], r["method"]) == key]
+            if not match:
+                cells.append("-")
+                continue
+            r = match[0]
+            cells.append(
+                f"{fmt_cell(r['metrics']['forward_transfer'], len(r['seeds']))}: {r['verdict']}"
+            )
+        t.add_row(" / ".join(key), *cells)
+    return t
 
 
 def print_tables(summary: dict[str, Any], console: Any = None) -> None:

@@ -194,3 +194,44 @@ def test_pairs_lists_and_shows(tmp_path):
 
 def test_fmt_cell_marks_partial_seeds():
     assert fmt_cell({"iqm": 2.0, "ci": [1.0, 3.0], "n_defined": 1}, 2) == "2 [1, 3] (1/2 seeds)"
+
+
+def test_several_pairs_from_python_give_a_performance_profile(tmp_path):
+    """The Python API with a pair registered in the script, beside a catalog pair."""
+    import envs
+    from rl_transfer import Experiment
+
+    try:
+        envs.register_pair(
+            "test-heavy-cart",
+            source=("cartpole", {}),
+            target=("cartpole", {"masscart": 3.0}),
+            threshold=475.0,
+        )
+        result = Experiment(
+            pairs=["cartpole-long-pole", "test-heavy-cart"],
+            methods=["policy"],
+            seeds=2,
+            source_steps=256,
+            target_steps=512,
+            eval_every=256,
+            eval_episodes=2,
+            out=tmp_path / "exp",
+            source_cache=tmp_path / "src",
+            quiet=True,
+        ).run()
+    finally:
+        envs.unregister_pair("test-heavy-cart")
+    assert not result.failed
+    assert {r["pair"] for r in result.summary["results"]} == {
+        "cartpole-long-pole",
+        "test-heavy-cart",
+    }
+    for name in (
+        "performance_profile.png",
+        "forward_transfer.png",
+        "curves_test-heavy-cart_ppo.png",
+    ):
+        assert (result.out / name).stat().st_size > 1000, name
+    assert "performance_profile.png" in (result.out / "report.md").read_text()
+    assert "test-heavy-cart / ppo / policy" in result.table()

@@ -53,6 +53,17 @@ def test_tensorboard_serves_every_run_and_tag(server, tiny_experiment):
     run = "cartpole-long-pole/ppo/policy/seed_0"
     points = _get(server, f"/data/plugin/scalars/scalars?run={run}&tag=eval/mean_reward")
     assert [p[1] for p in points] == [0, 256, 512, 768]
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{server}/data/plugin/hparams/experiment",
+        data=json.dumps({"experimentName": ""}).encode(),
+        headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        experiment = json.loads(resp.read())
+    hparams = {h["name"] for h in experiment["hparamInfos"]}
+    assert hparams == {"pair", "algo", "method", "seed"}
+    metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
+    assert {"final/mean_reward", "final/forward_transfer"} <= metrics
     layout = _get(server, "/data/plugin/custom_scalars/layout")
     charts = layout["category"][0]["chart"]
     assert any("cartpole-long-pole / ppo" in c["title"] for c in charts)

@@ -37,31 +37,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rl-transfer", description="Reinforcement-learning transfer workbench.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run a transfer experiment (default: cartpole-long-pole, PPO)")
+    run = sub.add_parser(
+        "run",
+        help="run a transfer experiment (default: cartpole-long-pole, PPO); the same command "
+        "again resumes it",
+    )
+    run.add_argument(
+        "study",
+        nargs="?",
+        type=Path,
+        help="a study file (YAML) with the keys of these flags; flags given override it",
+    )
     run.add_argument(
         "--pair",
         type=_names,
-        default=None,
         metavar="NAME[,NAME]",
         help="env pair(s) (default: cartpole-long-pole; `rl-transfer pairs` lists them)",
     )
-    run.add_argument("--algo", default="ppo", help="ppo or dqn (default: ppo)")
+    run.add_argument(
+        "--algo", type=_names, metavar="ALGO[,ALGO]", help="ppo and/or dqn (default: ppo)"
+    )
     run.add_argument(
         "--methods",
         type=_names,
-        default=None,
         metavar="A,B",
         help="transfer methods, comma-separated (default: policy,value); "
         "scratch always runs as the baseline",
     )
-    run.add_argument("--seeds", type=_positive_int, default=3, help="number of seeds (default: 3)")
+    run.add_argument("--seeds", type=_positive_int, help="number of seeds (default: 3)")
     run.add_argument("--source-steps", type=_positive_int, help="source pretraining env steps")
     run.add_argument("--target-steps", type=_positive_int, help="target env steps per run")
     run.add_argument("--eval-every", type=_positive_int, help="target steps between evaluations")
     run.add_argument(
         "--eval-episodes",
         type=_positive_int,
-        default=10,
         help="fixed evaluation episodes per evaluation (default: 10)",
     )
     run.add_argument("--threshold", type=float, help="time-to-threshold return level")
@@ -69,11 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--source-cache",
         type=Path,
-        default=Path("runs/sources"),
         help="shared cache of pretrained sources (default: runs/sources)",
     )
+    run.add_argument(
+        "--source-model",
+        type=Path,
+        metavar="MODEL.zip",
+        help="a trained source agent (for example from rl-baselines3-zoo) used for "
+        "every seed instead of pretraining",
+    )
     run.add_argument("--workers", type=_positive_int, help="parallel processes (default: cores)")
-    run.add_argument("--name", help="experiment name (default: <pair>-<algo>-<date>-<time>)")
+    run.add_argument(
+        "--backend", choices=("local", "ray"), help="local processes (default) or Ray tasks"
+    )
+    run.add_argument("--ray-address", help="a running Ray cluster (default: start a local Ray)")
+    run.add_argument("--name", help="experiment name (default: <pair>-<algo>-<hash of the spec>)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
 
     pairs = sub.add_parser("pairs", help="list the registered env pairs")
@@ -95,9 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from rl_transfer.experiment import Experiment
+    from rl_transfer.runner import Plan
 
     kwargs = {
-        "algo": args.algo,
+        "pairs": args.pair,
+        "algos": args.algo,
+        "methods": args.methods,
         "seeds": args.seeds,
         "source_steps": args.source_steps,
         "target_steps": args.target_steps,
@@ -106,17 +128,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "threshold": args.threshold,
         "out": args.out,
         "source_cache": args.source_cache,
+        "source_model": args.source_model,
         "workers": args.workers,
+        "backend": args.backend,
+        "ray_address": args.ray_address,
         "name": args.name,
     }
-    if args.pair is not None:
-        kwargs["pairs"] = args.pair
-    if args.methods is not None:
-        kwargs["methods"] = args.methods
-    exp = Experiment(quiet=args.quiet, **kwargs)
+    exp = Experiment(study=args.study, quiet=args.quiet, **kwargs)
     out = exp.spec.output_dir()
-    print(f"experiment {exp.spec.experiment_name()} -> {out}", file=sys.stderr)
-    result = exp.run()
+
+    def announce(jobs: Plan) -> None:
+        todo = len(jobs.sources) + len(jobs.targets)
+        reused = f", {len(jobs.reused)} finished run(s) reused" if jobs.reused else ""
+        print(
+            f"experiment {exp.spec.experiment_name()} -> {out}: {todo} job(s) to run{reused}",
+            file=sys.stderr,
+        )
+
+    result = exp.run(on_start=announce)
+    if result.reused:
+        print(f"reused {result.reused} finished run(s) of {len(result.runs)}", file=sys.stderr)
     from rl_transfer.report import print_tables
 
     print_tables(result.summary)

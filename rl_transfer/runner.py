@@ -1,96 +1,155 @@
-"""The local runner: expand a spec into source and target jobs and run them in worker processes.
+"""Runners: expand a spec into source and target jobs and run them, locally or on Ray.
 
 Sources run first (one per (pair, algo, seed), cached by content hash in the shared source cache
 and reused by every method); each target run is scheduled as soon as its source is ready; scratch
-runs need no source. Every worker process uses one torch thread.
+runs need no source. Finished target runs (run.json ``"done"``) are reused, unfinished ones start
+again from t = 0 in a clean folder. Every worker uses one torch thread.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
+import os
 import queue as queue_mod
+import signal
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agents import get_adapter
-from rl_transfer.io import write_text
+from rl_transfer.io import read_json, write_json, write_text
 from rl_transfer.methods import get_method
 from rl_transfer.spec import ExperimentSpec, default_workers, source_key
 from rl_transfer.train import SourceJob, TargetJob, train_source, train_target
 
+MAX_ATTEMPTS = 2
+"""A job whose worker process died is run once more; then it is recorded as failed."""
+
 
 @dataclass
 class Plan:
+    """Jobs of an experiment. ``reused``: target runs already done in the folder (not rerun)."""
+
     sources: list[SourceJob]
     targets: list[TargetJob]
+    reused: list[dict[str, Any]] = field(default_factory=list)
 
 
 def plan(spec: ExperimentSpec, root: Path) -> Plan:
-    """Expand ``spec`` into jobs: pairs x methods (scratch included) x seeds."""
-    adapter = get_adapter(spec.algo)
+    """Expand ``spec`` into jobs: pairs x algos x methods (scratch included) x seeds."""
+    root = root.resolve()
     sources: dict[str, SourceJob] = {}
-    targets = []
+    targets, reused = [], []
+    needs_source = any(get_method(m).needs_source for m in spec.all_methods())
+    imported = Path(spec.source_model).resolve() if spec.source_model else None
     for pair in spec.pair_objects():
-        budget = spec.budget(pair)
-        hp = adapter.hyperparams(pair.target.family)
-        for seed in range(spec.seeds):
-            src = None
-            if any(get_method(m).needs_source for m in spec.all_methods()):
-                key = source_key(
-                    pair, spec.algo, hp, seed, budget["source_steps"], spec.eval_episodes
-                )
-                src = sources.setdefault(
-                    key,
-                    SourceJob(
-                        key=key,
+        for algo in spec.algos:
+            budget = spec.budget(pair, algo)
+            hp = get_adapter(algo).hyperparams(pair.target.family)
+            for seed in range(spec.seeds):
+                src = None
+                if needs_source:
+                    key = source_key(
+                        pair, algo, hp, seed, budget["source_steps"], spec.eval_episodes, imported
+                    )
+                    src = sources.setdefault(
+                        key,
+                        SourceJob(
+                            key=key,
+                            pair=pair,
+                            algo=algo,
+                            seed=seed,
+                            steps=budget["source_steps"],
+                            eval_episodes=spec.eval_episodes,
+                            hyperparams=hp,
+                            dir=Path(spec.source_cache).resolve() / key,
+                            imported=imported,
+                        ),
+                    )
+                for method in spec.all_methods():
+                    job = TargetJob(
                         pair=pair,
-                        algo=spec.algo,
-                        seed=seed,
-                        steps=budget["source_steps"],
-                        eval_episodes=spec.eval_episodes,
-                        hyperparams=hp,
-                        dir=Path(spec.source_cache).resolve() / key,
-                    ),
-                )
-            for method in spec.all_methods():
-                targets.append(
-                    TargetJob(
-                        pair=pair,
-                        algo=spec.algo,
+                        algo=algo,
                         method=method,
                         seed=seed,
                         target_steps=budget["target_steps"],
                         eval_every=budget["eval_every"],
                         eval_episodes=spec.eval_episodes,
                         hyperparams=hp,
-                        dir=root / pair.name / spec.algo / method / f"seed_{seed}",
+                        dir=root / pair.name / algo / method / f"seed_{seed}",
                         source=src if get_method(method).needs_source else None,
                     )
-                )
-    return Plan(list(sources.values()), targets)
+                    info = _done_info(job.dir)
+                    if info is not None:
+                        reused.append(info)
+                    else:
+                        targets.append(job)
+    # sources whose every dependent target is already done need not exist
+    wanted = {t.source.key for t in targets if t.source is not None}
+    return Plan([s for k, s in sources.items() if k in wanted], targets, reused)
 
 
-def _worker_init() -> None:
+def _done_info(folder: Path) -> dict[str, Any] | None:
+    try:
+        info = read_json(folder / "run.json")
+    except (OSError, ValueError):
+        return None
+    return info if info.get("status") == "done" else None
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker side
+
+_QUEUE: Any = None
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the process that started it dies (kill -9 of the main
+    process must not leave workers writing into a folder that a rerun is cleaning)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _worker_init(q: Any) -> None:
+    global _QUEUE
     import torch
 
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the main process
     torch.set_num_threads(1)
+    _QUEUE = q
 
 
-def _run_source(job: SourceJob, q: Any) -> dict[str, Any]:
-    return train_source(job, lambda t: q.put((job.label, t, job.steps)))
+def _reporter(label: str, total: int) -> Callable[[int], None] | None:
+    if _QUEUE is None:
+        return None
+    return lambda t: _QUEUE.put((label, t, total))
 
 
-def _run_target(job: TargetJob, q: Any) -> dict[str, Any]:
-    return train_target(job, lambda t: q.put((job.label, t, job.target_steps)))
+def run_source_job(job: SourceJob) -> dict[str, Any]:
+    return train_source(job, _reporter(job.label, job.steps))
 
 
-class _Display:
-    """Progress on stderr with rich: the grid (runs done of total, elapsed, ETA) and one line
-    per running job (env steps done of its budget)."""
+def run_target_job(job: TargetJob) -> dict[str, Any]:
+    return train_target(job, _reporter(job.label, job.target_steps))
 
-    def __init__(self, total: int, quiet: bool) -> None:
+
+# ----------------------------------------------------------------------------------------------
+# Progress
+
+
+class Display:
+    """Progress on stderr with rich: the grid (runs done of total, elapsed, estimated time left)
+    and one line per running job (env steps done of its budget)."""
+
+    def __init__(self, total: int, reused: int, quiet: bool) -> None:
         self.quiet = quiet
         if quiet:
             return
@@ -112,18 +171,16 @@ class _Display:
             TimeRemainingColumn(),
             console=Console(stderr=True),
         )
-        self.grid = self.progress.add_task("runs (sources + targets)", total=total)
+        label = "runs (sources + targets)" + (f", {reused} reused" if reused else "")
+        self.grid = self.progress.add_task(label, total=total)
         self.tasks: dict[str, Any] = {}
         self.progress.start()
-
-    def start(self, label: str, total: int) -> None:
-        if not self.quiet and label not in self.tasks:
-            self.tasks[label] = self.progress.add_task(f"  {label}", total=total)
 
     def update(self, label: str, t: int, total: int) -> None:
         if self.quiet:
             return
-        self.start(label, total)
+        if label not in self.tasks:
+            self.tasks[label] = self.progress.add_task(f"  {label}", total=total)
         self.progress.update(self.tasks[label], completed=t)
 
     def finish(self, label: str) -> None:
@@ -139,70 +196,185 @@ class _Display:
             self.progress.stop()
 
 
-def execute(p: Plan, workers: int | None = None, quiet: bool = False) -> list[dict[str, Any]]:
-    """Run every job of ``p``; return the target runs' run.json contents (failed ones included).
+# ----------------------------------------------------------------------------------------------
+# Scheduling shared by the backends
 
-    Source failures mark their dependent target runs as failed; other runs go on.
+
+class _Scheduler:
+    """Dependency bookkeeping: which jobs can start, and the results."""
+
+    def __init__(self, p: Plan, display: Display) -> None:
+        self.display = display
+        self.ready: list[tuple[str, Any]] = [("source", s) for s in p.sources]
+        self.ready += [("target", t) for t in p.targets if t.source is None]
+        self.waiting: dict[str, list[TargetJob]] = {}
+        for t in p.targets:
+            if t.source is not None:
+                self.waiting.setdefault(t.source.key, []).append(t)
+        self.results: list[dict[str, Any]] = []
+        self.attempts: dict[str, int] = {}
+
+    def take_ready(self) -> list[tuple[str, Any]]:
+        out, self.ready = self.ready, []
+        for _, job in out:
+            self.attempts[job.label] = self.attempts.get(job.label, 0) + 1
+        return out
+
+    def done(self, kind: str, job: Any, info: dict[str, Any]) -> None:
+        self.display.finish(job.label)
+        if kind == "source":
+            for dep in self.waiting.pop(job.key, []):
+                if info.get("status") == "done":
+                    self.ready.append(("target", dep))
+                else:
+                    self.results.append(_mark_failed(dep, f"source failed: {info.get('error')}"))
+                    self.display.finish(dep.label)
+        else:
+            self.results.append(info if "pair" in info else _mark_failed(job, info["error"]))
+
+    def died(self, kind: str, job: Any, error: str) -> None:
+        """The worker running ``job`` died: retry once, then record the failure."""
+        if self.attempts.get(job.label, 0) < MAX_ATTEMPTS:
+            self.ready.append((kind, job))
+        else:
+            self.done(kind, job, {"status": "failed", "error": error})
+
+
+def _call(kind: str, job: Any) -> dict[str, Any]:
+    return run_source_job(job) if kind == "source" else run_target_job(job)
+
+
+def execute_local(p: Plan, workers: int | None = None, quiet: bool = False) -> list[dict[str, Any]]:
+    """Run every job of ``p`` in a pool of ``workers`` processes; return the target runs'
+    run.json contents (failed ones included).
+
+    A run that raises is recorded as failed and the others go on; a worker process that dies
+    (killed, out of memory) breaks the pool: a new pool is started and the runs it held are run
+    again (at most :data:`MAX_ATTEMPTS` times in all).
     """
     workers = workers or default_workers()
     ctx = mp.get_context("spawn")
-    manager = ctx.Manager()
-    q = manager.Queue()
-    display = _Display(len(p.sources) + len(p.targets), quiet)
-    results: list[dict[str, Any]] = []
-    waiting: dict[str, list[TargetJob]] = {}
-    for job in p.targets:
-        if job.source is not None:
-            waiting.setdefault(job.source.key, []).append(job)
+    q = ctx.Queue()
+    display = Display(len(p.sources) + len(p.targets), len(p.reused), quiet)
+    sched = _Scheduler(p, display)
+    pool: ProcessPoolExecutor | None = None
     try:
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_worker_init
-        ) as pool:
-            running: dict[Future, tuple[str, Any]] = {}
-            for src in p.sources:
-                running[pool.submit(_run_source, src, q)] = ("source", src)
-            for job in p.targets:
-                if job.source is None:
-                    running[pool.submit(_run_target, job, q)] = ("target", job)
-            while running:
-                done, _ = wait(list(running), timeout=0.25, return_when=FIRST_COMPLETED)
-                _drain(q, display)
-                for fut in done:
-                    kind, job = running.pop(fut)
-                    display.finish(job.label)
-                    try:
-                        info = fut.result()
-                    except Exception as exc:  # the worker process itself died
-                        info = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-                    if kind == "source":
-                        for dep in waiting.pop(job.key, []):
-                            if info.get("status") == "done":
-                                running[pool.submit(_run_target, dep, q)] = ("target", dep)
-                            else:
-                                results.append(
-                                    _mark_failed(dep, f"source failed: {info.get('error')}")
-                                )
-                                display.finish(dep.label)
-                    else:
-                        results.append(info if "pair" in info else _mark_failed(job, info["error"]))
+        running: dict[Future, tuple[str, Any]] = {}
+        while sched.ready or running:
+            if pool is None:
+                pool = ProcessPoolExecutor(
+                    max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(q,)
+                )
+            for kind, job in sched.take_ready():
+                running[pool.submit(_call, kind, job)] = (kind, job)
+            done, _ = wait(list(running), timeout=0.25, return_when=FIRST_COMPLETED)
+            _drain(q, display)
+            broken = False
+            for fut in done:
+                kind, job = running.pop(fut)
+                try:
+                    sched.done(kind, job, fut.result())
+                except BrokenProcessPool:
+                    broken = True
+                    sched.died(kind, job, "its worker process died")
+            if broken:
+                for fut, (kind, job) in list(running.items()):
+                    fut.cancel()
+                    sched.died(kind, job, "its worker process died")
+                running.clear()
+                pool.shutdown(wait=True, cancel_futures=True)
+                pool = None
+    except BaseException:
+        if pool is not None:
+            _kill_pool(pool)
+            pool = None
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+        display.close()
+    return sched.results
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: terminate its worker processes (their unfinished runs restart at the
+    next invocation)."""
+    procs = list(getattr(pool, "_processes", {}).values())
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=10)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def execute_ray(
+    p: Plan, workers: int | None = None, quiet: bool = False, address: str | None = None
+) -> list[dict[str, Any]]:
+    """Run every job of ``p`` as Ray tasks (one CPU each) on a local Ray started with
+    ``workers`` CPUs, or on the cluster at ``address``. Writes the same folders as the local
+    backend. Progress shows finished runs (no per-step lines).
+
+    Raises:
+        SpecError: Ray is not installed (``pip install 'rl-transfer[ray]'``).
+    """
+    try:
+        import ray
+    except ImportError:
+        from rl_transfer.errors import SpecError
+
+        raise SpecError("--backend ray needs Ray: pip install 'rl-transfer[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address:
+            kwargs["address"] = address
+        else:
+            kwargs["num_cpus"] = workers or default_workers()
+        ray.init(**kwargs)
+    remote = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)(_ray_call)
+    display = Display(len(p.sources) + len(p.targets), len(p.reused), quiet)
+    sched = _Scheduler(p, display)
+    running: dict[Any, tuple[str, Any]] = {}
+    try:
+        while sched.ready or running:
+            for kind, job in sched.take_ready():
+                running[remote.remote(kind, job)] = (kind, job)
+            done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            for ref in done:
+                kind, job = running.pop(ref)
+                try:
+                    info = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001  (the task's worker died)
+                    info = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                sched.done(kind, job, info)
+    except BaseException:
+        for ref in running:
+            ray.cancel(ref, force=True)
+        raise
     finally:
         display.close()
-        manager.shutdown()
-    return results
+        if started_here:
+            ray.shutdown()
+    return sched.results
 
 
-def _drain(q: Any, display: _Display) -> None:
+def _ray_call(kind: str, job: Any) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    return _call(kind, job)
+
+
+def _drain(q: Any, display: Display) -> None:
     while True:
         try:
             label, t, total = q.get_nowait()
-        except queue_mod.Empty:
+        except (queue_mod.Empty, OSError, ValueError):
             return
         display.update(label, t, total)
 
 
 def _mark_failed(job: TargetJob, error: str) -> dict[str, Any]:
-    from rl_transfer.io import write_json
-
     info = {
         "kind": "target",
         "pair": job.pair.name,
@@ -218,9 +390,49 @@ def _mark_failed(job: TargetJob, error: str) -> dict[str, Any]:
 
 
 def write_spec(spec: ExperimentSpec, root: Path) -> None:
+    """Write experiment.yaml (the resolved spec) atomically."""
     import yaml
 
     write_text(root / "experiment.yaml", yaml.safe_dump(spec.resolved(), sort_keys=False))
 
 
-__all__ = ["Plan", "execute", "plan", "write_spec"]
+class FolderLock:
+    """An exclusive lock on an experiment folder (``<out>/.lock``, fcntl.flock): released when the
+    process ends, however it ends.
+
+    Raises:
+        SpecError: another process holds it (its pid is named).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> FolderLock:
+        import fcntl
+
+        from rl_transfer.errors import SpecError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SpecError(
+                f"{self.path.parent} is being written by another rl-transfer process (pid "
+                f"{other}); wait for it to finish or stop it, then run again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+__all__ = ["FolderLock", "Plan", "execute_local", "execute_ray", "plan", "write_spec"]

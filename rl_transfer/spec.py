@@ -1,15 +1,21 @@
-"""The experiment specification: what to run, validated before anything is written."""
+"""The experiment specification: what to run, validated before anything is written.
+
+A spec comes from keyword arguments (``Experiment(...)``), from CLI flags, or from a study file
+(YAML, validated with pydantic; see :class:`StudyFile`); flags override the file.
+"""
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from agents import get_adapter
 from envs import EnvPair, get_pair
@@ -19,15 +25,16 @@ from rl_transfer.versions import package_versions
 
 DEFAULT_PAIR = "cartpole-long-pole"
 DEFAULT_METHODS = ("policy", "value")
+BACKENDS = ("local", "ray")
 
 
 @dataclass
 class ExperimentSpec:
-    """An experiment: every (pair, method, seed) for one algorithm, beside the scratch baseline.
+    """An experiment: every (pair, algo, method, seed), each beside the scratch baseline.
 
     Attributes:
         pairs: env pair names (``rl-transfer pairs`` lists them).
-        algo: ``"ppo"`` or ``"dqn"``.
+        algos: algorithm names (``ppo``, ``dqn``).
         methods: transfer methods; ``scratch`` is always added as the baseline.
         seeds: number of seeds; seed i's target runs start from source seed i.
         source_steps, target_steps, eval_every: env steps; None takes the pair's budget.
@@ -35,13 +42,18 @@ class ExperimentSpec:
         threshold: time-to-threshold level; None takes the pair's.
         out: experiment folder; None -> ``runs/<name>``.
         source_cache: shared folder of pretrained sources (``runs/sources``).
+        source_model: a source agent trained elsewhere (model.zip) used for every seed, instead of
+            pretraining; checked against the pair's source spaces.
         workers: parallel processes; None -> the number of cores.
+        backend: ``local`` (process pool) or ``ray``.
+        ray_address: address of a running Ray cluster; None starts a local Ray.
         asymptote_window: last k evaluations averaged for asymptotic gain.
-        name: experiment name; None -> ``<pair>-<algo>-<date>-<time>``.
+        name: experiment name; None -> ``<pair>-<algos>-<hash of what is run>``, so the same
+            command finds (and resumes) the same folder.
     """
 
     pairs: list[str] = field(default_factory=lambda: [DEFAULT_PAIR])
-    algo: str = "ppo"
+    algos: list[str] = field(default_factory=lambda: ["ppo"])
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     seeds: int = 3
     source_steps: int | None = None
@@ -51,7 +63,10 @@ class ExperimentSpec:
     threshold: float | None = None
     out: Path | None = None
     source_cache: Path = Path("runs/sources")
+    source_model: Path | None = None
     workers: int | None = None
+    backend: str = "local"
+    ray_address: str | None = None
     asymptote_window: int = 5
     name: str | None = None
 
@@ -62,7 +77,10 @@ class ExperimentSpec:
             raise SpecError("no pair given; `rl-transfer pairs` lists them")
         for p in self.pairs:
             get_pair(p)
-        get_adapter(self.algo)
+        if not self.algos:
+            raise SpecError("no algo given; for example --algo ppo")
+        for a in self.algos:
+            get_adapter(a)
         if not self.methods:
             raise SpecError("no method given; for example --methods policy,value")
         for m in self.methods:
@@ -78,20 +96,71 @@ class ExperimentSpec:
         ):
             if value is not None and (isinstance(value, bool) or int(value) != value or value <= 0):
                 raise SpecError(f"{label} must be a positive integer, got {value!r}")
+        if self.backend not in BACKENDS:
+            raise SpecError(f"unknown backend {self.backend!r}; valid backends: local, ray")
         for pair in self.pair_objects():
-            if self.budget(pair)["eval_every"] > self.budget(pair)["target_steps"]:
-                raise SpecError(
-                    f"eval_every ({self.budget(pair)['eval_every']}) is larger than target_steps "
-                    f"({self.budget(pair)['target_steps']}): no evaluation after t = 0"
-                )
+            for algo in self.algos:
+                b = self.budget(pair, algo)
+                if b["eval_every"] > b["target_steps"]:
+                    raise SpecError(
+                        f"eval_every ({b['eval_every']}) is larger than target_steps "
+                        f"({b['target_steps']}): no evaluation after t = 0"
+                    )
+        if self.source_model is not None:
+            self._check_source_model()
         _check_writable(self.output_dir(), "--out")
         _check_writable(Path(self.source_cache), "--source-cache")
+        self.check_resumable()
+
+    def _check_source_model(self) -> None:
+        path = Path(self.source_model)  # type: ignore[arg-type]
+        if not path.is_file():
+            raise SpecError(f"--source-model {path} does not exist")
+        for algo in self.algos:
+            adapter = get_adapter(algo)
+            try:
+                model = adapter.load(path)
+            except Exception as exc:  # noqa: BLE001  (SB3 raises many types on a foreign zip)
+                raise SpecError(
+                    f"--source-model {path} cannot be loaded as a {algo} model "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                ) from None
+            for pair in self.pair_objects():
+                env = pair.make_source()
+                try:
+                    for what in ("observation_space", "action_space"):
+                        a, b = getattr(model, what), getattr(env, what)
+                        if a != b:
+                            raise SpecError(
+                                f"--source-model {path}: its {what.replace('_', ' ')} {a} differs "
+                                f"from the source task of {pair.name!r} ({b})"
+                            )
+                finally:
+                    env.close()
+
+    def check_resumable(self) -> bool:
+        """True when ``out`` already holds this same experiment (it will be resumed).
+
+        Raises:
+            SpecError: ``out`` holds a different experiment, or files that are not one.
+        """
         out = self.output_dir()
-        if out.exists() and any(out.iterdir()):
+        if not out.exists() or not [p for p in out.iterdir() if p.name != ".lock"]:
+            return False
+        old_path = out / "experiment.yaml"
+        if not old_path.is_file():
             raise SpecError(
-                f"--out {out} already holds results; choose a new folder (resuming is not "
-                "supported yet)"
+                f"--out {out} already holds files that are not an experiment; choose a new folder"
             )
+        old = (yaml.safe_load(old_path.read_text()) or {}).get("identity", {})
+        new = self.identity()
+        if old != new:
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise SpecError(
+                f"--out {out} already holds results of a different experiment (differs in: "
+                f"{', '.join(diff)}); choose a new folder, or run the same spec to resume it"
+            )
+        return True
 
     def pair_objects(self) -> list[EnvPair]:
         return [get_pair(p) for p in self.pairs]
@@ -99,10 +168,9 @@ class ExperimentSpec:
     def all_methods(self) -> list[str]:
         return ["scratch"] + [m for m in self.methods if m != "scratch"]
 
-    def budget(self, pair: EnvPair) -> dict[str, int]:
-        """Source steps, target steps and evaluation interval in force for ``pair``."""
-        b = pair.budget(self.algo)
-        default = {"source_steps": 50_000, "target_steps": 50_000, "eval_every": 2_000}
+    def budget(self, pair: EnvPair, algo: str) -> dict[str, int]:
+        """Source steps, target steps and evaluation interval in force for (pair, algo)."""
+        b = pair.budget(algo)
         base = (
             {
                 "source_steps": b.source_steps,
@@ -110,43 +178,180 @@ class ExperimentSpec:
                 "eval_every": b.eval_every,
             }
             if b
-            else default
+            else {"source_steps": 50_000, "target_steps": 50_000, "eval_every": 2_000}
         )
         for key in base:
             if getattr(self, key) is not None:
                 base[key] = int(getattr(self, key))
         return base
 
+    def identity(self) -> dict[str, Any]:
+        """What determines the results: two specs with equal identity run the same runs."""
+        return {
+            "pairs": {
+                p.name: {**p.to_dict(), "budgets": {a: self.budget(p, a) for a in self.algos}}
+                for p in self.pair_objects()
+            },
+            "algos": list(self.algos),
+            "methods": self.all_methods(),
+            "seeds": list(range(self.seeds)),
+            "eval_episodes": self.eval_episodes,
+            "threshold": self.threshold,
+            "asymptote_window": self.asymptote_window,
+            "hyperparams": {
+                a: {
+                    p.name: get_adapter(a).hyperparams(p.target.family) for p in self.pair_objects()
+                }
+                for a in self.algos
+            },
+            "source_model": _file_digest(self.source_model) if self.source_model else None,
+        }
+
     def experiment_name(self) -> str:
         if self.name is None:
-            self.name = f"{self.pairs[0]}-{self.algo}-{time.strftime('%Y%m%d-%H%M%S')}"
+            blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
+            digest = hashlib.sha256(blob).hexdigest()[:8]
+            self.name = f"{self.pairs[0]}-{'-'.join(self.algos)}-{digest}"
         return self.name
 
     def output_dir(self) -> Path:
         return Path(self.out) if self.out is not None else Path("runs") / self.experiment_name()
 
     def resolved(self) -> dict[str, Any]:
-        """The resolved spec as written to experiment.yaml (pairs inlined, budgets filled)."""
-        pairs = {
-            p.name: {**p.to_dict(), "budget_in_force": self.budget(p)} for p in self.pair_objects()
-        }
+        """The resolved spec as written to experiment.yaml."""
+        identity = self.identity()
         return {
             "name": self.experiment_name(),
-            "algo": self.algo,
-            "methods": self.all_methods(),
-            "seeds": list(range(self.seeds)),
+            "algos": identity["algos"],
+            "methods": identity["methods"],
+            "seeds": identity["seeds"],
             "eval_episodes": self.eval_episodes,
             "threshold": self.threshold,
             "asymptote_window": self.asymptote_window,
             "source_cache": str(Path(self.source_cache).resolve()),
-            "hyperparams": {
-                p.name: get_adapter(self.algo).hyperparams(p.target.family)
-                for p in self.pair_objects()
-            },
-            "pairs": pairs,
+            "source_model": str(self.source_model) if self.source_model else None,
+            "backend": self.backend,
+            "pairs": identity["pairs"],
             "versions": package_versions(),
             "git_commit": _git_commit(),
+            "identity": identity,
         }
+
+
+# ----------------------------------------------------------------------------------------------
+# Study files
+
+
+def _study_model():  # noqa: ANN202  (built lazily: pydantic is imported only for study files)
+    from pydantic import BaseModel, ConfigDict, PositiveInt
+
+    class StudyFile(BaseModel):
+        """A study written down as a YAML file; every key optional, same names as the flags."""
+
+        model_config = ConfigDict(extra="forbid")
+        name: str | None = None
+        pairs: list[str] | None = None
+        algos: list[str] | None = None
+        methods: list[str] | None = None
+        seeds: PositiveInt | None = None
+        source_steps: PositiveInt | None = None
+        target_steps: PositiveInt | None = None
+        eval_every: PositiveInt | None = None
+        eval_episodes: PositiveInt | None = None
+        threshold: float | None = None
+        asymptote_window: PositiveInt | None = None
+        workers: PositiveInt | None = None
+        backend: str | None = None
+
+    return StudyFile
+
+
+STUDY_KEYS = (
+    "name",
+    "pairs",
+    "algos",
+    "methods",
+    "seeds",
+    "source_steps",
+    "target_steps",
+    "eval_every",
+    "eval_episodes",
+    "threshold",
+    "asymptote_window",
+    "workers",
+    "backend",
+)
+
+
+def load_study(path: Path) -> dict[str, Any]:
+    """Read and validate a study file; return the spec keyword arguments it sets.
+
+    Raises:
+        SpecError: unreadable file, invalid YAML, an unknown key (closest valid key suggested) or a
+            value of the wrong type, in one line naming the file and the key.
+    """
+    from pydantic import ValidationError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise SpecError(f"cannot read study file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(
+            f"study file {path} is not valid YAML: {str(exc).splitlines()[0]}"
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"study file {path} must be a mapping of keys to values")
+    for singular, plural in (("pair", "pairs"), ("algo", "algos")):
+        if singular in data and plural not in data:
+            value = data.pop(singular)
+            data[plural] = [value] if isinstance(value, str) else value
+    try:
+        parsed = _study_model()(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(key, STUDY_KEYS, n=1, cutoff=0.5)
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f"; valid keys: {', '.join(STUDY_KEYS)}"
+            )
+            raise SpecError(f"study file {path}: unknown key {key!r}{hint}") from None
+        raise SpecError(
+            f"study file {path}: {key}: {err['msg']} (got {err.get('input')!r})"
+        ) from None
+    return {k: v for k, v in parsed.model_dump().items() if v is not None}
+
+
+def spec_from(study: Path | None = None, **overrides: Any) -> ExperimentSpec:
+    """Build a spec from an optional study file and keyword overrides (None = not given).
+
+    ``algo`` is accepted as a shorthand for ``algos=[algo]``.
+
+    Raises:
+        SpecError: an unknown keyword argument.
+    """
+    kwargs = load_study(study) if study is not None else {}
+    if "algo" in overrides:
+        algo = overrides.pop("algo")
+        if algo is not None:
+            overrides["algos"] = [algo] if isinstance(algo, str) else list(algo)
+    known = {f.name for f in fields(ExperimentSpec)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise SpecError(f"unknown experiment argument(s) {unknown}; valid: {sorted(known)}")
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("out", "source_cache", "source_model"):
+        if kwargs.get(key) is not None:
+            kwargs[key] = Path(kwargs[key])
+    return ExperimentSpec(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
 
 
 def _check_writable(path: Path, flag: str) -> None:
@@ -165,6 +370,10 @@ def _check_writable(path: Path, flag: str) -> None:
         ) from None
 
 
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def _git_commit() -> str | None:
     head = Path(__file__).resolve().parent.parent / ".git" / "HEAD"
     try:
@@ -177,23 +386,37 @@ def _git_commit() -> str | None:
 
 
 def source_key(
-    pair: EnvPair, algo: str, hyperparams: dict[str, Any], seed: int, steps: int, eval_episodes: int
+    pair: EnvPair,
+    algo: str,
+    hyperparams: dict[str, Any],
+    seed: int,
+    steps: int,
+    eval_episodes: int,
+    source_model: Path | None = None,
 ) -> str:
     """Content hash of a source run: source variant, algo, hyperparameters, seed, steps and the
-    package versions (first 16 hex digits of SHA-256)."""
-    payload = {
+    package versions -- or, for an imported model, the model file's digest (first 16 hex digits
+    of SHA-256)."""
+    payload: dict[str, Any] = {
         "source": {
             "family": pair.source.family,
             "params": dict(sorted(pair.source.params.items())),
         },
         "algo": algo,
-        "hyperparams": hyperparams,
-        "seed": seed,
-        "steps": steps,
         "eval_episodes": eval_episodes,
-        "versions": {k: v for k, v in package_versions().items() if k != "rl-transfer"},
         "format": 1,
     }
+    if source_model is not None:
+        payload["imported_model"] = _file_digest(source_model)
+    else:
+        payload.update(
+            {
+                "hyperparams": hyperparams,
+                "seed": seed,
+                "steps": steps,
+                "versions": {k: v for k, v in package_versions().items() if k != "rl-transfer"},
+            }
+        )
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

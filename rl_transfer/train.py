@@ -41,6 +41,7 @@ class SourceJob:
     eval_episodes: int
     hyperparams: Mapping[str, Any]
     dir: Path
+    imported: Path | None = None
 
     @property
     def label(self) -> str:
@@ -110,9 +111,13 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
     tmp = job.dir.parent / f".{job.dir.name}.tmp-{os.getpid()}"
     _fresh_dir(tmp)
     adapter = get_adapter(job.algo)
-    model = adapter.make_model(job.pair.make_source, job.hyperparams, job.seed)
-    model.set_logger(configure(str(tmp), ["tensorboard"]))
-    model.learn(total_timesteps=job.steps, callback=_ProgressCallback(report))
+    if job.imported is not None:
+        model = adapter.load(job.imported)
+        model.set_logger(configure(str(tmp), ["tensorboard"]))
+    else:
+        model = adapter.make_model(job.pair.make_source, job.hyperparams, job.seed)
+        model.set_logger(configure(str(tmp), ["tensorboard"]))
+        model.learn(total_timesteps=job.steps, callback=_ProgressCallback(report))
     evaluator = Evaluator(job.pair.make_source, job.eval_episodes)
     log = EvalLog()
     mean = record_eval(model, log, evaluator, model.num_timesteps)
@@ -129,6 +134,7 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
         "seed": job.seed,
         "source_steps": int(model.num_timesteps),
         "requested_steps": job.steps,
+        "imported_from": str(job.imported) if job.imported else None,
         "final_eval_mean_return_on_source": mean,
         "hyperparams": dict(job.hyperparams),
         "versions": package_versions(),

@@ -1,0 +1,214 @@
+"""The experiment engine: resume after kill -9, failure isolation, the folder lock, Ray, study
+files, the source cache."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY, cli, read_json
+
+from rl_transfer.runner import FolderLock
+
+ROOT_ARGS = ["--source-cache", "sources"]
+
+
+def _results(path: Path):
+    return read_json(path / "summary.json")["results"]
+
+
+def _start(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rl_transfer.cli", "run", *TINY, "--out", "exp", *ROOT_ARGS,
+         *extra],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _done_runs(exp: Path) -> list[Path]:
+    done = []
+    for p in exp.glob("*/*/*/seed_*/run.json"):
+        try:
+            if read_json(p).get("status") == "done":
+                done.append(p)
+        except ValueError:
+            pass
+    return done
+
+
+def _eval_steps_in_tensorboard(run_dir: Path) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps = []
+    for f in sorted(run_dir.glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(f))
+        acc.Reload()
+        if "eval/mean_reward" in acc.Tags()["scalars"]:
+            steps += [e.step for e in acc.Scalars("eval/mean_reward")]
+    return steps
+
+
+def test_kill_9_mid_grid_then_rerun_equals_uninterrupted(tiny_experiment, tmp_path):
+    proc = _start(tmp_path)
+    exp = tmp_path / "exp"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(_done_runs(exp)) < 1 and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the experiment finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(_done_runs(exp))
+    assert 1 <= done_before < 6
+    time.sleep(0.5)  # workers die with their parent (PR_SET_PDEATHSIG)
+    again = cli("run", *TINY, "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"{done_before} finished run(s) reused" in again.stderr
+    assert _results(exp) == _results(tiny_experiment)
+    for run_json in _done_runs(exp):
+        run_dir = run_json.parent
+        with np.load(run_dir / "evaluations.npz") as ev:
+            expected = list(ev["timesteps"])
+        assert sorted(_eval_steps_in_tensorboard(run_dir)) == expected  # no step twice
+    assert not list(exp.rglob(".*.tmp*")) and not list(Path(tmp_path / "sources").glob(".*tmp*"))
+
+
+def test_kill_9_of_one_worker_is_retried(tiny_experiment, tmp_path):
+    proc = _start(tmp_path)
+    deadline = time.time() + 120
+    victim = None
+    while time.time() < deadline and victim is None:
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+        for pid in out.stdout.split():
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            if "resource_tracker" not in cmd and "spawn_main" in cmd:
+                victim = int(pid)
+                break
+        time.sleep(0.2)
+    assert victim is not None, "no worker process found"
+    time.sleep(1.0)  # let it start a run
+    os.kill(victim, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert _results(tmp_path / "exp") == _results(tiny_experiment)
+
+
+def test_failed_run_is_recorded_and_the_rest_go_on(tmp_path):
+    """A source model with another architecture: every transfer run fails at the copy (its error
+    recorded), scratch runs finish, the exit status is non-zero."""
+    from stable_baselines3 import PPO
+
+    import envs
+
+    model = PPO("MlpPolicy", envs.get_pair("cartpole-long-pole").make_source(),
+                policy_kwargs={"net_arch": [8]}, n_steps=64, seed=0, device="cpu")
+    model.save(tmp_path / "small.zip")
+    proc = cli("run", *TINY, "--methods", "policy", "--source-model", "small.zip", "--out", "exp",
+               *ROOT_ARGS, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "source shape (8, 4) != target shape (64, 4)" in proc.stderr
+    exp = tmp_path / "exp/cartpole-long-pole/ppo"
+    for seed in (0, 1):
+        assert read_json(exp / f"scratch/seed_{seed}/run.json")["status"] == "done"
+        failed = read_json(exp / f"policy/seed_{seed}/run.json")
+        assert failed["status"] == "failed" and "TransferError" in failed["error"]
+    (result,) = _results(tmp_path / "exp")
+    assert result["seeds"] == [] and result["failed_seeds"] == [0, 1]
+
+
+def test_source_model_of_other_spaces_is_refused_before_running(tmp_path):
+    from stable_baselines3 import PPO
+
+    PPO("MlpPolicy", "Acrobot-v1", n_steps=64, device="cpu").save(tmp_path / "acrobot.zip")
+    proc = cli("run", "--source-model", "acrobot.zip", "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "observation space" in proc.stderr and "differs from the source task" in proc.stderr
+    assert not (tmp_path / "exp").exists()
+
+
+def test_folder_lock_refuses_a_second_writer(tmp_path):
+    exp = tmp_path / "exp"
+    with FolderLock(exp):
+        proc = cli("run", *TINY, "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "being written by another" in proc.stderr
+    assert str(os.getpid()) in proc.stderr
+    assert [p.name for p in exp.iterdir()] == [".lock"]
+
+
+def test_sources_are_trained_once_and_reused(tiny_experiment):
+    sources = tiny_experiment.parent / "sources"
+    # 2 seeds x (policy, value): one source per seed
+    assert len([p for p in sources.iterdir() if not p.name.startswith(".")]) == 2
+    keys = {read_json(p)["source_key"] for p in tiny_experiment.glob("*/*/*/seed_*/run.json")}
+    assert len(keys - {None}) == 2
+
+
+def test_ray_backend_gives_the_same_results(tiny_experiment, tmp_path):
+    pytest.importorskip("ray")
+    proc = cli("run", *TINY, "--backend", "ray", "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert _results(tmp_path / "exp") == _results(tiny_experiment)
+
+
+STUDY = """\
+name: tiny-study
+pairs: [cartpole-long-pole]
+algos: [ppo]
+methods: [value]
+seeds: 1
+source_steps: 256
+target_steps: 512
+eval_every: 256
+eval_episodes: 2
+"""
+
+
+def test_study_file_runs_and_flags_override_it(tmp_path):
+    (tmp_path / "study.yaml").write_text(STUDY)
+    proc = cli("run", "study.yaml", "--seeds", "2", "--quiet", "--out", "exp", *ROOT_ARGS,
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    import yaml
+
+    spec = yaml.safe_load((tmp_path / "exp/experiment.yaml").read_text())
+    assert spec["name"] == "tiny-study" and spec["methods"] == ["scratch", "value"]
+    assert spec["seeds"] == [0, 1]
+    assert spec["pairs"]["cartpole-long-pole"]["budgets"]["ppo"]["target_steps"] == 512
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("seeds: 3\nmethds: [policy]\n", "unknown key 'methds'; did you mean 'methods'?"),
+        ("seeds: -1\n", "seeds: Input should be greater than 0 (got -1)"),
+        ("seeds: [1\n", "is not valid YAML"),
+        ("pairs: [cartpole-longpole]\n", "unknown pair 'cartpole-longpole'"),
+        ("- a\n- b\n", "must be a mapping"),
+    ],
+)
+def test_bad_study_file_one_line_exit_2(tmp_path, text, message):
+    (tmp_path / "study.yaml").write_text(text)
+    proc = cli("run", "study.yaml", *ROOT_ARGS, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]
+
+
+def test_dqn_end_to_end_tiny(tmp_path):
+    proc = cli("run", "--algo", "dqn", "--methods", "value", "--seeds", "1", "--source-steps",
+               "300", "--target-steps", "400", "--eval-every", "200", "--eval-episodes", "2",
+               "--quiet", "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "exp/cartpole-long-pole/dqn/value/seed_0"
+    report = read_json(run / "transfer_report.json")
+    assert report["copied"] and len(report["synced"]) == len(report["copied"])
+    assert report["hyperparameter_overrides"] == {"exploration_initial_eps": 0.04}
+    # DQN collects train_freq = 256 steps per rollout: learn(400) takes 512 steps, recorded as such
+    assert read_json(run / "run.json")["target_steps"] == 512
+    with np.load(run / "evaluations.npz") as ev:
+        assert list(ev["timesteps"]) == [0, 200, 400, 512]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium
+import numpy as np
 import torch
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -114,6 +115,26 @@ class AgentAdapter:
     def load(self, path: Path) -> BaseAlgorithm:
         """Load a saved model (weights for reading parts; no env attached)."""
         return self.algo_class.load(str(path), device="cpu")
+
+    def act(self, model: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:
+        """Greedy (deterministic) actions for a batch of observations.
+
+        Args:
+            obs: shape ``[n, *observation_shape]``.
+
+        Returns:
+            actions, shape ``[n]`` for Discrete spaces (``[n, *action_shape]`` otherwise).
+
+        Discrete spaces take one forward pass without SB3's ``predict`` bookkeeping (the
+        evaluation hot path); other spaces go through ``predict``, which clips or unscales
+        actions to the space's bounds.
+        """
+        if isinstance(model.action_space, gymnasium.spaces.Discrete):
+            with torch.no_grad():
+                actions = model.policy._predict(torch.as_tensor(obs), deterministic=True)
+            return actions.numpy()
+        actions, _ = model.predict(obs, deterministic=True)
+        return actions
 
     # -- transferable parts ---------------------------------------------------------------------
     def part_keys(self, model: BaseAlgorithm, part: str) -> list[str]:

@@ -8,6 +8,7 @@ all envs still running.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,8 @@ class Evaluator:
         env_fn: builds one evaluation env (the target task).
         n_episodes: number of episodes per evaluation, one env each.
         seeds: reset seeds, shape ``[n_episodes]``; default :func:`envs.evaluation_seeds`.
+        act: ``act(model, obs[n, ...]) -> actions[n]``, greedy actions (an adapter's ``act``);
+            default: ``model.predict(obs, deterministic=True)``.
     """
 
     def __init__(
@@ -35,13 +38,18 @@ class Evaluator:
         env_fn: Callable[[], gymnasium.Env],
         n_episodes: int,
         seeds: np.ndarray | None = None,
+        act: Callable[[BaseAlgorithm, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.seeds = evaluation_seeds(n_episodes) if seeds is None else np.asarray(seeds)
         self.envs = [env_fn() for _ in range(n_episodes)]
+        self.act = act or (lambda model, obs: model.predict(obs, deterministic=True)[0])
+        self.seconds = 0.0
+        """Wall time spent in :meth:`evaluate` so far (s)."""
 
     def evaluate(self, model: BaseAlgorithm) -> tuple[np.ndarray, np.ndarray]:
         """Returns ``(returns, lengths)``, each shape ``[n_episodes]``: undiscounted episode
         return and number of env steps of each fixed episode."""
+        started = time.perf_counter()
         n = len(self.envs)
         obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(self.envs, self.seeds)])
         returns = np.zeros(n)
@@ -49,7 +57,7 @@ class Evaluator:
         active = np.ones(n, dtype=bool)
         while active.any():
             idx = np.flatnonzero(active)
-            actions, _ = model.predict(obs[idx], deterministic=True)
+            actions = self.act(model, obs[idx])
             for a, i in zip(actions, idx):
                 o, r, terminated, truncated, _ = self.envs[i].step(a)
                 obs[i] = o
@@ -57,6 +65,7 @@ class Evaluator:
                 lengths[i] += 1
                 if terminated or truncated:
                     active[i] = False
+        self.seconds += time.perf_counter() - started
         return returns, lengths
 
     def close(self) -> None:

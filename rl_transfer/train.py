@@ -118,7 +118,7 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
         model = adapter.make_model(job.pair.make_source, job.hyperparams, job.seed)
         model.set_logger(configure(str(tmp), ["tensorboard"]))
         model.learn(total_timesteps=job.steps, callback=_ProgressCallback(report))
-    evaluator = Evaluator(job.pair.make_source, job.eval_episodes)
+    evaluator = Evaluator(job.pair.make_source, job.eval_episodes, act=adapter.act)
     log = EvalLog()
     mean = record_eval(model, log, evaluator, model.num_timesteps)
     evaluator.close()
@@ -219,7 +219,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
             f"overrides: {overrides or 'none'}",
             0,
         )
-    evaluator = Evaluator(job.pair.make_target, job.eval_episodes)
+    evaluator = Evaluator(job.pair.make_target, job.eval_episodes, act=adapter.act)
     log = EvalLog()
     record_eval(model, log, evaluator, 0)
     eval_cb = PeriodicEvalCallback(evaluator, log, job.eval_every)
@@ -231,6 +231,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     steps = int(model.num_timesteps)
     if log.timesteps[-1] != steps:
         record_eval(model, log, evaluator, steps)
+    eval_seconds = evaluator.seconds
     evaluator.close()
     log.save(job.dir / "evaluations.npz")
     write_json(job.dir / "transfer_report.json", transfer)
@@ -252,6 +253,8 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         "hyperparameter_overrides": overrides,
         "versions": package_versions(),
         "wall_time_s": round(time.time() - started, 2),
+        "eval_time_s": round(eval_seconds, 2),
+        "n_evaluations": len(log.timesteps),
         "status": "done",
     }
     write_json(job.dir / "run.json", info)

@@ -23,9 +23,11 @@ def _results(path: Path):
 
 def _start(tmp_path: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rl_transfer.cli", "run", *TINY, "--out", "exp", *ROOT_ARGS,
-         *extra],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "rl_transfer.cli", "run", *TINY, "--out", "exp", *ROOT_ARGS, *extra],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -103,11 +105,27 @@ def test_failed_run_is_recorded_and_the_rest_go_on(tmp_path):
 
     import envs
 
-    model = PPO("MlpPolicy", envs.get_pair("cartpole-long-pole").make_source(),
-                policy_kwargs={"net_arch": [8]}, n_steps=64, seed=0, device="cpu")
+    model = PPO(
+        "MlpPolicy",
+        envs.get_pair("cartpole-long-pole").make_source(),
+        policy_kwargs={"net_arch": [8]},
+        n_steps=64,
+        seed=0,
+        device="cpu",
+    )
     model.save(tmp_path / "small.zip")
-    proc = cli("run", *TINY, "--methods", "policy", "--source-model", "small.zip", "--out", "exp",
-               *ROOT_ARGS, cwd=tmp_path)
+    proc = cli(
+        "run",
+        *TINY,
+        "--methods",
+        "policy",
+        "--source-model",
+        "small.zip",
+        "--out",
+        "exp",
+        *ROOT_ARGS,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1
     assert "source shape (8, 4) != target shape (64, 4)" in proc.stderr
     exp = tmp_path / "exp/cartpole-long-pole/ppo"
@@ -169,8 +187,9 @@ eval_episodes: 2
 
 def test_study_file_runs_and_flags_override_it(tmp_path):
     (tmp_path / "study.yaml").write_text(STUDY)
-    proc = cli("run", "study.yaml", "--seeds", "2", "--quiet", "--out", "exp", *ROOT_ARGS,
-               cwd=tmp_path)
+    proc = cli(
+        "run", "study.yaml", "--seeds", "2", "--quiet", "--out", "exp", *ROOT_ARGS, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     import yaml
 
@@ -200,9 +219,28 @@ def test_bad_study_file_one_line_exit_2(tmp_path, text, message):
 
 
 def test_dqn_end_to_end_tiny(tmp_path):
-    proc = cli("run", "--algo", "dqn", "--methods", "value", "--seeds", "1", "--source-steps",
-               "300", "--target-steps", "400", "--eval-every", "200", "--eval-episodes", "2",
-               "--quiet", "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
+    proc = cli(
+        "run",
+        "--algo",
+        "dqn",
+        "--methods",
+        "value",
+        "--seeds",
+        "1",
+        "--source-steps",
+        "300",
+        "--target-steps",
+        "400",
+        "--eval-every",
+        "200",
+        "--eval-episodes",
+        "2",
+        "--quiet",
+        "--out",
+        "exp",
+        *ROOT_ARGS,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "exp/cartpole-long-pole/dqn/value/seed_0"
     report = read_json(run / "transfer_report.json")

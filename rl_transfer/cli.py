@@ -224,8 +224,15 @@ def _usage_error(message: str) -> int:
     return 2
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import signal
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops as cleanly as Ctrl-C
     handlers = {
         "run": _cmd_run,
         "pairs": _cmd_pairs,
@@ -237,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         return _usage_error(str(exc))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(
+            "interrupted: finished runs are kept; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

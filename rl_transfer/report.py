@@ -342,7 +342,11 @@ def plot_curves(root: Path, summary: dict[str, Any]) -> list[Path]:
             continue
         fig, axes = plt.subplots(2, len(methods), figsize=(5 * len(methods), 7), squeeze=False)
         grid = scratch[0].t
-        threshold = spec["threshold"] or spec["pairs"][pair]["threshold"]
+        threshold = (
+            spec["threshold"]
+            if spec.get("threshold") is not None
+            else spec["pairs"][pair]["threshold"]
+        )
         for col, method in enumerate(methods):
             for row, total in enumerate((False, True)):
                 ax = axes[row][col]

@@ -323,6 +323,7 @@ def execute_ray(
         from rl_transfer.errors import SpecError
 
         raise SpecError("--backend ray needs Ray: pip install 'rl-transfer[ray]'") from None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
     started_here = not ray.is_initialized()
     if started_here:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}

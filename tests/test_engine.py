@@ -54,15 +54,20 @@ def _eval_steps_in_tensorboard(run_dir: Path) -> list[int]:
     return steps
 
 
-def test_kill_9_mid_grid_then_rerun_equals_uninterrupted(tiny_experiment, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT],
+                         ids=["kill-9", "sigterm", "ctrl-c"])
+def test_interrupt_mid_grid_then_rerun_equals_uninterrupted(tiny_experiment, tmp_path, sig):
     proc = _start(tmp_path)
     exp = tmp_path / "exp"
     deadline = time.time() + 300
     while time.time() < deadline and len(_done_runs(exp)) < 1 and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the experiment finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 130 and "run the same command again" in err, err
+        assert "Traceback" not in err
     done_before = len(_done_runs(exp))
     assert 1 <= done_before < 6
     time.sleep(0.5)  # workers die with their parent (PR_SET_PDEATHSIG)

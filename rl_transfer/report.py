@@ -493,7 +493,14 @@ def write_tensorboard_views(root: Path, summary: dict[str, Any]) -> None:
         final: dict[str, float | None] = {"mean_reward": float(run.curve.f[-1])}
         final.update(per_seed.get((i["pair"], i["algo"], i["method"], int(i["seed"])), {}))
         write_run_views(run.dir, i, run.curve.t, run.curve.f, final)
-    write_layout(root, sorted({(r.info["pair"], r.info["algo"]) for r in runs}))
+    done = [r.info for r in runs if r.curve is not None]
+    values = {k: sorted({i[k] for i in done}) for k in ("pair", "algo", "method", "seed")}
+    write_layout(
+        root,
+        sorted({(i["pair"], i["algo"]) for i in done}),
+        values,
+        ("mean_reward", *FINAL_METRICS),
+    )
 
 
 def write_reports(root: Path) -> dict[str, Any]:

@@ -71,8 +71,7 @@ def write_run_views(
     def write(w) -> None:  # noqa: ANN001
         for t, m in zip(timesteps, means):
             w.add_scalar(tag, float(m), int(t))
-        exp, ssi, sei = hparams(hp, metrics)
-        w.file_writer.add_summary(exp)
+        _, ssi, sei = hparams(hp, metrics)  # the experiment summary is written once, at the root
         w.file_writer.add_summary(ssi)
         w.file_writer.add_summary(sei)
         for k, v in metrics.items():
@@ -81,8 +80,17 @@ def write_run_views(
     _write_events(run_dir, write)
 
 
-def write_layout(root: Path, groups: Iterable[tuple[str, str]]) -> None:
-    """Custom Scalars layout at the experiment root: one chart per (pair, algo)."""
+def write_layout(
+    root: Path,
+    groups: Iterable[tuple[str, str]],
+    hparam_values: Mapping[str, list[Any]],
+    metric_names: Iterable[str],
+) -> None:
+    """At the experiment root: the Custom Scalars layout (one chart per (pair, algo)) and the
+    HParams experiment summary (hyperparameter domains and every ``final/*`` metric)."""
+    from torch.utils.tensorboard.summary import hparams
+
+    groups = list(groups)
     layout = {
         "transfer vs scratch": {
             f"{pair} / {algo}: eval/mean_reward, every method and seed": [
@@ -92,7 +100,15 @@ def write_layout(root: Path, groups: Iterable[tuple[str, str]]) -> None:
             for pair, algo in groups
         }
     }
-    _write_events(root, lambda w: w.add_custom_scalars(layout))
+    example = {k: v[0] for k, v in hparam_values.items()}
+    discrete = {k: v for k, v in hparam_values.items() if all(isinstance(x, str) for x in v)}
+    exp, _, _ = hparams(example, {f"final/{m}": 0.0 for m in metric_names}, discrete)
+
+    def write(w) -> None:  # noqa: ANN001
+        w.add_custom_scalars(layout)
+        w.file_writer.add_summary(exp)
+
+    _write_events(root, write)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -96,6 +96,19 @@ def _fresh_dir(folder: Path) -> None:
     folder.mkdir(parents=True)
 
 
+def _remove_orphans(folder: Path) -> None:
+    """Delete temporary folders of ``folder`` left by processes that no longer run (a source
+    pretraining that was killed)."""
+    for tmp in folder.parent.glob(f".{folder.name}.tmp-*"):
+        try:
+            pid = int(tmp.name.rsplit("-", 1)[1])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
+
+
 def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, Any]:
     """Pretrain the source agent into ``job.dir`` (unless a finished one is already there).
 
@@ -108,6 +121,7 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
         return info
     torch.set_num_threads(1)
     started = time.time()
+    _remove_orphans(job.dir)
     tmp = job.dir.parent / f".{job.dir.name}.tmp-{os.getpid()}"
     _fresh_dir(tmp)
     adapter = get_adapter(job.algo)

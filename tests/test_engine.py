@@ -54,8 +54,9 @@ def _eval_steps_in_tensorboard(run_dir: Path) -> list[int]:
     return steps
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT],
-                         ids=["kill-9", "sigterm", "ctrl-c"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["kill-9", "sigterm", "ctrl-c"]
+)
 def test_interrupt_mid_grid_then_rerun_equals_uninterrupted(tiny_experiment, tmp_path, sig):
     proc = _start(tmp_path)
     exp = tmp_path / "exp"

@@ -256,3 +256,70 @@ def test_dqn_end_to_end_tiny(tmp_path):
     assert read_json(run / "run.json")["target_steps"] == 512
     with np.load(run / "evaluations.npz") as ev:
         assert list(ev["timesteps"]) == [0, 200, 400, 512]
+
+
+def test_a_later_experiment_reuses_the_cached_sources(tiny_experiment, tmp_path):
+    sources = tiny_experiment.parent / "sources"
+    before = {
+        p.name: (p / "run.json").stat().st_mtime_ns
+        for p in sources.iterdir()
+        if not p.name.startswith(".")
+    }
+    proc = cli(
+        "run",
+        *TINY,
+        "--methods",
+        "finetune",
+        "--out",
+        str(tmp_path / "later"),
+        "--source-cache",
+        str(sources),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    after = {
+        p.name: (p / "run.json").stat().st_mtime_ns
+        for p in sources.iterdir()
+        if not p.name.startswith(".")
+    }
+    assert after == before  # no source trained again
+    keys = {
+        read_json(p)["source_key"] for p in (tmp_path / "later").glob("*/*/finetune/*/run.json")
+    }
+    assert keys == set(before)
+
+
+def test_source_model_from_elsewhere_is_the_starting_point(tiny_experiment, tmp_path):
+    from stable_baselines3 import PPO
+
+    import envs
+    from rl_transfer.evaluation import Evaluator
+
+    (src,) = [
+        p
+        for p in (tiny_experiment.parent / "sources").iterdir()
+        if read_json(p / "run.json")["seed"] == 1
+    ]
+    proc = cli(
+        "run",
+        *TINY,
+        "--methods",
+        "policy",
+        "--source-model",
+        str(src / "model.zip"),
+        "--out",
+        "exp",
+        *ROOT_ARGS,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    returns, _ = Evaluator(envs.get_pair("cartpole-long-pole").make_target, 4).evaluate(
+        PPO.load(src / "model.zip", device="cpu")
+    )
+    for seed in (0, 1):  # every seed starts from the imported model
+        run = tmp_path / f"exp/cartpole-long-pole/ppo/policy/seed_{seed}"
+        with np.load(run / "evaluations.npz") as ev:
+            np.testing.assert_array_equal(ev["results"][0], returns)
+        assert read_json(run / "run.json")["source_steps"] == 512
+    (imported,) = [p for p in (tmp_path / "sources").iterdir() if not p.name.startswith(".")]
+    assert read_json(imported / "run.json")["imported_from"] == str(src / "model.zip")

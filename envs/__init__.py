@@ -15,6 +15,7 @@ from envs.errors import (
 )
 from envs.families import FAMILIES, NAMESPACE, EnvFamily, Param, get_family
 from envs.families import register_families_with_gymnasium as _register_families
+from envs.mappings import ActionMapping, Mappings, ObservationMapping
 from envs.pairs import (
     Budget,
     EnvPair,
@@ -22,12 +23,17 @@ from envs.pairs import (
     evaluation_seeds,
     get_pair,
     list_pairs,
+    load_pairs_file,
+    load_user_pairs,
     random_policy_return,
     register_pair,
     unregister_pair,
 )
 
 __all__ = [
+    "ActionMapping",
+    "Mappings",
+    "ObservationMapping",
     "FAMILIES",
     "NAMESPACE",
     "Budget",
@@ -44,6 +50,8 @@ __all__ = [
     "get_family",
     "get_pair",
     "list_pairs",
+    "load_pairs_file",
+    "load_user_pairs",
     "random_policy_return",
     "register_pair",
     "unregister_pair",

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium
+from gymnasium.envs.box2d.lunar_lander import LunarLander
+from gymnasium.envs.classic_control.acrobot import AcrobotEnv
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
+from gymnasium.envs.classic_control.mountain_car import MountainCarEnv
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 from envs.errors import ParameterError, UnknownFamilyError
 
@@ -44,6 +49,13 @@ class Param:
     high: float
     unit: str
     doc: str
+    attr: str | None = None
+    kind: str = "float"
+
+    @property
+    def attribute(self) -> str:
+        """The unwrapped env's attribute that holds the parameter."""
+        return self.attr or self.name
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,7 @@ class EnvFamily:
     max_episode_steps: int
     r_max: float | None = None
     reward_threshold: float | None = None
+    r_max_note: str = ""
     extra_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,6 +102,13 @@ class EnvFamily:
                     f"valid parameters: {', '.join(valid)}"
                 )
             p = self.params[key]
+            if p.kind == "bool":
+                if value not in (True, False, 0, 1):
+                    raise ParameterError(
+                        f"parameter {key!r} of {self.name!r} must be true or false, got {value!r}"
+                    )
+                full[key] = float(bool(value))
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ParameterError(
                     f"parameter {key!r} of {self.name!r} must be a number in [{p.low}, {p.high}] "
@@ -125,7 +145,16 @@ def _closest_first(name: str, valid: list[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# CartPole
+# The families. Each env class takes its family's parameters as keyword arguments, validates
+# them, sets them on itself (the unwrapped env) and recomputes what the base class derived from
+# them in __init__.
+
+
+def _set(env: Any, family: EnvFamily, params: Mapping[str, Any]) -> dict[str, float]:
+    full = family.validate(params)
+    for key, value in full.items():
+        setattr(env, family.params[key].attribute, value)
+    return full
 
 
 class CartPoleFamilyEnv(CartPoleEnv):
@@ -133,7 +162,8 @@ class CartPoleFamilyEnv(CartPoleEnv):
 
     Parameters (keyword arguments, all optional; see ``CARTPOLE.params`` for bounds):
     ``gravity`` (m/s^2), ``masscart`` (kg), ``masspole`` (kg), ``length`` (m, *half* the pole's
-    length, as in gymnasium), ``force_mag`` (N; negative reverses the push direction), ``tau`` (s).
+    length, as in gymnasium), ``force_mag`` (N; negative reverses the push direction), ``tau`` (s),
+    and the reward-only ``sutton_barto_reward`` (0 per step, -1 on failure).
 
     gymnasium computes ``total_mass`` and ``polemass_length`` once in ``__init__``; they are
     recomputed here after the parameters are set, so the equations of motion use the variant.
@@ -142,40 +172,240 @@ class CartPoleFamilyEnv(CartPoleEnv):
         ParameterError: unknown parameter name or value out of bounds.
     """
 
-    def __init__(
-        self,
-        render_mode: str | None = None,
-        sutton_barto_reward: bool = False,
-        **params: float,
-    ) -> None:
-        super().__init__(sutton_barto_reward=sutton_barto_reward, render_mode=render_mode)
-        for key, value in CARTPOLE.validate(params).items():
-            setattr(self, key, value)
+    def __init__(self, render_mode: str | None = None, **params: float) -> None:
+        super().__init__(render_mode=render_mode)
+        full = _set(self, CARTPOLE, params)
+        self._sutton_barto_reward = bool(full["sutton_barto_reward"])
         self.total_mass = self.masspole + self.masscart
         self.polemass_length = self.masspole * self.length
 
 
-CARTPOLE = EnvFamily(
-    name="cartpole",
-    base_id="CartPole-v1",
-    entry_point="envs.families:CartPoleFamilyEnv",
-    params={
-        p.name: p
-        for p in (
-            Param("gravity", 9.8, 1.0, 30.0, "m/s^2", "gravitational acceleration"),
-            Param("masscart", 1.0, 0.1, 10.0, "kg", "mass of the cart"),
-            Param("masspole", 0.1, 0.01, 2.0, "kg", "mass of the pole"),
-            Param("length", 0.5, 0.1, 3.0, "m", "half the pole's length"),
-            Param("force_mag", 10.0, -50.0, 50.0, "N", "push force; negative reverses actions"),
-            Param("tau", 0.02, 0.005, 0.05, "s", "integration time step"),
+class MountainCarFamilyEnv(MountainCarEnv):
+    """MountainCar-v0 with ``force`` and ``gravity`` settable (both read by ``step``; units:
+    velocity change per step). Nothing is derived from them."""
+
+    def __init__(self, render_mode: str | None = None, **params: float) -> None:
+        super().__init__(render_mode=render_mode)
+        _set(self, MOUNTAINCAR, params)
+
+
+class MountainCarContinuousFamilyEnv(Continuous_MountainCarEnv):
+    """MountainCarContinuous-v0 with ``power`` settable. Its ``step`` hard-codes gravity (0.0025),
+    so gravity is not offered."""
+
+    def __init__(self, render_mode: str | None = None, **params: float) -> None:
+        super().__init__(render_mode=render_mode)
+        _set(self, MOUNTAINCAR_CONTINUOUS, params)
+
+
+class AcrobotFamilyEnv(AcrobotEnv):
+    """Acrobot-v1 with the link constants its dynamics read: ``link_length_1``,
+    ``link_mass_1``, ``link_mass_2``, ``link_com_pos_1``, ``link_com_pos_2``, ``link_moi``.
+
+    ``LINK_LENGTH_2`` is never read by the equations of motion (only by rendering), so it is not
+    offered (pitfall 2b): lengthen the second link through ``link_com_pos_2`` and ``link_moi``.
+    """
+
+    def __init__(self, render_mode: str | None = None, **params: float) -> None:
+        super().__init__(render_mode=render_mode)
+        _set(self, ACROBOT, params)
+
+
+class PendulumFamilyEnv(PendulumEnv):
+    """Pendulum-v1 with mass ``m`` (kg), length ``l`` (m) and gravity ``g`` (m/s^2), all read by
+    ``step``. ``max_torque`` and ``max_speed`` are not offered: the action and observation spaces
+    are built from them."""
+
+    def __init__(self, render_mode: str | None = None, **params: float) -> None:
+        super().__init__(render_mode=render_mode)
+        _set(self, PENDULUM, params)
+
+
+class LunarLanderFamilyEnv(LunarLander):
+    """LunarLander-v3 (discrete) with ``gravity`` (m/s^2, negative), ``wind_power`` and
+    ``turbulence_power``; they are passed to gymnasium's constructor, which builds the Box2D world
+    with them (setting them afterwards would not reach the world). Wind is on when either power
+    is positive."""
+
+    def __init__(self, render_mode: str | None = None, **params: float) -> None:
+        full = LUNARLANDER.validate(params)
+        wind = full["wind_power"] > 0 or full["turbulence_power"] > 0
+        super().__init__(
+            render_mode=render_mode,
+            gravity=full["gravity"],
+            enable_wind=wind,
+            wind_power=full["wind_power"],
+            turbulence_power=full["turbulence_power"],
         )
-    },
-    max_episode_steps=500,
-    r_max=500.0,
-    reward_threshold=475.0,
+
+
+def _hopper_class() -> type:
+    from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
+
+    return HopperEnv
+
+
+def make_hopper(render_mode: str | None = None, **params: float) -> gymnasium.Env:
+    """Hopper-v5 (MuJoCo) with ``mass_scale`` (every body's mass multiplied) and ``gravity``
+    (m/s^2). After the model is changed, ``mujoco.mj_setConst`` recomputes the constants MuJoCo
+    derives from it (subtree masses, inverse weights): the MuJoCo form of pitfall 1.
+
+    Raises:
+        ParameterError: unknown parameter name or value out of bounds.
+    """
+    import mujoco
+
+    full = HOPPER.validate(params)
+    env = _hopper_class()(render_mode=render_mode)
+    model = env.unwrapped.model
+    model.body_mass[:] = model.body_mass * full["mass_scale"]
+    model.opt.gravity[2] = -full["gravity"]
+    mujoco.mj_setConst(model, env.unwrapped.data)
+    env.unwrapped.mass_scale = full["mass_scale"]
+    return env
+
+
+def _family(
+    name: str,
+    base_id: str,
+    entry: str,
+    params: tuple[Param, ...],
+    steps: int,
+    r_max: float | None,
+    threshold: float | None,
+    r_max_note: str,
+) -> EnvFamily:
+    return EnvFamily(
+        name=name,
+        base_id=base_id,
+        entry_point=f"envs.families:{entry}",
+        params={p.name: p for p in params},
+        max_episode_steps=steps,
+        r_max=r_max,
+        reward_threshold=threshold,
+        r_max_note=r_max_note,
+    )
+
+
+CARTPOLE = _family(
+    "cartpole",
+    "CartPole-v1",
+    "CartPoleFamilyEnv",
+    (
+        Param("gravity", 9.8, 1.0, 30.0, "m/s^2", "gravitational acceleration"),
+        Param("masscart", 1.0, 0.1, 10.0, "kg", "mass of the cart"),
+        Param("masspole", 0.1, 0.01, 2.0, "kg", "mass of the pole"),
+        Param("length", 0.5, 0.1, 3.0, "m", "half the pole's length"),
+        Param("force_mag", 10.0, -50.0, 50.0, "N", "push force; negative reverses actions"),
+        Param("tau", 0.02, 0.005, 0.05, "s", "integration time step"),
+        Param(
+            "sutton_barto_reward",
+            0.0,
+            0.0,
+            1.0,
+            "",
+            "reward only: 0 per step, -1 on failure",
+            attr="_sutton_barto_reward_flag",
+            kind="bool",
+        ),
+    ),
+    500,
+    500.0,
+    475.0,
+    "the time limit: one reward per step for 500 steps",
+)
+MOUNTAINCAR = _family(
+    "mountaincar",
+    "MountainCar-v0",
+    "MountainCarFamilyEnv",
+    (
+        Param("force", 0.001, 0.0002, 0.005, "velocity/step", "engine force per step"),
+        Param("gravity", 0.0025, 0.0005, 0.01, "velocity/step", "gravity along the slope"),
+    ),
+    200,
+    -100.0,
+    -110.0,
+    "reference: about the optimal policy's mean return (-1 per step, ~100 steps per episode)",
+)
+MOUNTAINCAR_CONTINUOUS = _family(
+    "mountaincar-continuous",
+    "MountainCarContinuous-v0",
+    "MountainCarContinuousFamilyEnv",
+    (Param("power", 0.0015, 0.0003, 0.006, "velocity/step", "engine power"),),
+    999,
+    100.0,
+    90.0,
+    "upper bound: the +100 goal reward with no action cost",
+)
+ACROBOT = _family(
+    "acrobot",
+    "Acrobot-v1",
+    "AcrobotFamilyEnv",
+    (
+        Param("link_length_1", 1.0, 0.25, 4.0, "m", "length of link 1", attr="LINK_LENGTH_1"),
+        Param("link_mass_1", 1.0, 0.25, 4.0, "kg", "mass of link 1", attr="LINK_MASS_1"),
+        Param("link_mass_2", 1.0, 0.25, 4.0, "kg", "mass of link 2", attr="LINK_MASS_2"),
+        Param(
+            "link_com_pos_1", 0.5, 0.1, 2.0, "m", "centre of mass of link 1", attr="LINK_COM_POS_1"
+        ),
+        Param(
+            "link_com_pos_2", 0.5, 0.1, 2.0, "m", "centre of mass of link 2", attr="LINK_COM_POS_2"
+        ),
+        Param(
+            "link_moi", 1.0, 0.25, 4.0, "kg m^2", "moment of inertia of both links", attr="LINK_MOI"
+        ),
+    ),
+    500,
+    -60.0,
+    -100.0,
+    "reference: about the best published mean return (-1 per step)",
+)
+PENDULUM = _family(
+    "pendulum",
+    "Pendulum-v1",
+    "PendulumFamilyEnv",
+    (
+        Param("m", 1.0, 0.2, 5.0, "kg", "mass of the pendulum"),
+        Param("l", 1.0, 0.2, 5.0, "m", "length of the pendulum"),
+        Param("g", 10.0, 1.0, 30.0, "m/s^2", "gravitational acceleration"),
+    ),
+    200,
+    -140.0,
+    -200.0,
+    "reference: about the best published mean return (cost of swinging up)",
+)
+LUNARLANDER = _family(
+    "lunarlander",
+    "LunarLander-v3",
+    "LunarLanderFamilyEnv",
+    (
+        Param("gravity", -10.0, -11.99, -0.01, "m/s^2", "gravity (negative: downwards)"),
+        Param("wind_power", 0.0, 0.0, 20.0, "", "maximum linear wind force; 0 = no wind"),
+        Param("turbulence_power", 0.0, 0.0, 2.0, "", "maximum rotational turbulence"),
+    ),
+    1000,
+    300.0,
+    200.0,
+    "reference: a well-trained lander scores about 300",
+)
+HOPPER = _family(
+    "hopper",
+    "Hopper-v5",
+    "make_hopper",
+    (
+        Param("mass_scale", 1.0, 0.25, 4.0, "x", "factor on every body's mass"),
+        Param("gravity", 9.81, 1.0, 30.0, "m/s^2", "gravitational acceleration"),
+    ),
+    1000,
+    3500.0,
+    2500.0,
+    "reference: rl-baselines3-zoo's SAC/TD3 agents score about 3,500",
 )
 
-FAMILIES: dict[str, EnvFamily] = {f.name: f for f in (CARTPOLE,)}
+FAMILIES: dict[str, EnvFamily] = {
+    f.name: f
+    for f in (CARTPOLE, MOUNTAINCAR, MOUNTAINCAR_CONTINUOUS, ACROBOT, PENDULUM, LUNARLANDER, HOPPER)
+}
 
 
 def get_family(name: str) -> EnvFamily:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium
 import numpy as np
 
-from envs.errors import PairError, UnknownPairError
+from envs.errors import EnvsError, PairError, UnknownPairError
 from envs.families import EnvFamily, get_family
+from envs.mappings import Mappings, parse_mappings, spaces_equal
 
 
 @dataclass(frozen=True)
@@ -80,20 +82,35 @@ class EnvPair:
     budgets: Mapping[str, Budget] = field(default_factory=dict)
     description: str = ""
     r_min_note: str = ""
+    mappings: Mappings = field(default_factory=Mappings)
+    r_min_episodes: int = 1000
 
     def make_source(self, **kwargs: Any) -> gymnasium.Env:
         """A new gymnasium env of the source task."""
         return self.source.make(**kwargs)
 
     def make_target(self, **kwargs: Any) -> gymnasium.Env:
-        """A new gymnasium env of the target task."""
-        return self.target.make(**kwargs)
+        """A new gymnasium env of the target task, seen through the pair's mappings (so its
+        spaces are the source's)."""
+        return self.mappings.wrap(self.target.make(**kwargs))
 
     def differences(self) -> dict[str, tuple[float, float]]:
         """Parameters that differ: name -> (source value, target value)."""
         if self.source.family != self.target.family:
             return {"family": (self.source.family, self.target.family)}  # type: ignore[dict-item]
         return self.source.env_family.differences(self.source.params, self.target.params)
+
+    def describe_differences(self) -> str:
+        """One line: what differs between source and target (and the mappings used)."""
+
+        def fmt(v: Any) -> str:
+            return f"{v:g}" if isinstance(v, float) else str(v)
+
+        text = ", ".join(f"{k}: {fmt(a)} -> {fmt(b)}" for k, (a, b) in self.differences().items())
+        if self.mappings:
+            kinds = [m.kind for m in (self.mappings.observation, self.mappings.action) if m]
+            text += f" (mapped: {', '.join(kinds)})"
+        return text or "nothing (same variant)"
 
     def budget(self, algo: str) -> Budget | None:
         return self.budgets.get(algo)
@@ -117,13 +134,14 @@ class EnvPair:
                 for a, b in self.budgets.items()
             },
             "description": self.description,
+            **self.mappings.to_dict(),
         }
 
 
 _PAIRS: dict[str, EnvPair] = {}
 
 
-def random_policy_return(variant: Variant, episodes: int = 1000, seed: int = 0) -> float:
+def random_policy_return(variant: Variant | EnvPair, episodes: int = 1000, seed: int = 0) -> float:
     """Mean undiscounted return of the uniform random policy on ``variant``.
 
     Episode ``i`` is reset with seed ``seed + i``; actions come from the action space seeded with
@@ -132,7 +150,7 @@ def random_policy_return(variant: Variant, episodes: int = 1000, seed: int = 0) 
     Returns:
         The mean return over ``episodes`` episodes (time limit applied).
     """
-    env = variant.make()
+    env = variant.make_target() if isinstance(variant, EnvPair) else variant.make()
     env.action_space.seed(seed)
     total = 0.0
     for i in range(episodes):
@@ -160,19 +178,17 @@ def _as_variant(spec: Variant | tuple[str, Mapping[str, Any]] | Mapping[str, Any
     )
 
 
-def _check_spaces(name: str, source: Variant, target: Variant) -> None:
-    src, tgt = source.make(), target.make()
+def _check_spaces(name: str, source: Variant, target: Variant, mappings: Mappings) -> None:
+    src, tgt = source.make(), mappings.wrap(target.make())
     try:
         for what in ("observation_space", "action_space"):
             a, b = getattr(src, what), getattr(tgt, what)
-            if (
-                type(a) is not type(b)
-                or getattr(a, "shape", None) != getattr(b, "shape", None)
-                or (isinstance(a, gymnasium.spaces.Discrete) and a.n != b.n)
-            ):
+            if not spaces_equal(a, b):
+                label = what.replace("_", " ")
+                hint = " after the mappings" if mappings else "; give a mapping that makes them so"
                 raise PairError(
-                    f"pair {name!r}: source and target {what.replace('_', ' ')}s differ "
-                    f"(source {a}, target {b}); give both tasks the same spaces"
+                    f"pair {name!r}: source and target {label}s differ{hint} (source {a}, "
+                    f"target {b})"
                 )
     finally:
         src.close()
@@ -189,6 +205,8 @@ def register_pair(
     budgets: Mapping[str, Budget | Mapping[str, int]] | None = None,
     description: str = "",
     overwrite: bool = False,
+    observation_mapping: Mapping[str, Any] | None = None,
+    action_mapping: Mapping[str, Any] | None = None,
 ) -> EnvPair:
     """Validate and register an env pair; return it.
 
@@ -201,6 +219,9 @@ def register_pair(
             (:func:`random_policy_return`, 1000 episodes, seed 0) when not given.
         budgets: per algorithm, ``{"source_steps", "target_steps", "eval_every"}``.
         overwrite: replace an existing pair of the same name.
+        observation_mapping, action_mapping: inter-task mappings applied to the target
+            (:func:`envs.mappings.parse_mappings`), e.g. ``{"kind": "values", "table": [[-1.0],
+            [0.0], [1.0]]}`` to act with a Discrete(3) source on a Box target.
 
     Raises:
         PairError: duplicate name, different spaces, R_min >= R_max, bad budget.
@@ -213,7 +234,8 @@ def register_pair(
     src, tgt = _as_variant(source), _as_variant(target)
     src.env_family.validate(src.params)
     tgt.env_family.validate(tgt.params)
-    _check_spaces(name, src, tgt)
+    mappings = parse_mappings(observation_mapping, action_mapping)
+    _check_spaces(name, src, tgt, mappings)
     if r_max is None:
         r_max = tgt.env_family.r_max
         if r_max is None:
@@ -222,8 +244,9 @@ def register_pair(
             )
     note = "given at registration"
     if r_min is None:
-        r_min = random_policy_return(tgt)
-        note = "measured at registration: random policy, 1000 episodes, seeds 0..999"
+        probe = EnvPair(name, src, tgt, 0.0, 0.0, 1.0, mappings=mappings)
+        r_min = random_policy_return(probe, episodes=100)
+        note = "measured at registration: random policy, 100 episodes, seeds 0..99"
     if not r_min < r_max:
         raise PairError(f"pair {name!r}: r_min ({r_min}) must be below r_max ({r_max})")
     parsed: dict[str, Budget] = {}
@@ -242,9 +265,105 @@ def register_pair(
         budgets=parsed,
         description=description,
         r_min_note=note,
+        mappings=mappings,
     )
     _PAIRS[name] = pair
     return pair
+
+
+PAIR_FILE_KEYS = (
+    "name",
+    "source",
+    "target",
+    "threshold",
+    "r_max",
+    "r_min",
+    "budgets",
+    "description",
+    "observation_mapping",
+    "action_mapping",
+)
+
+
+def load_pairs_file(path: str | Path) -> list[EnvPair]:
+    """Register every pair of a YAML file (a list under ``pairs:``); return them.
+
+    Each entry takes :func:`register_pair`'s arguments, variants as ``{family, params}``.
+
+    Raises:
+        PairError: unreadable file, invalid YAML or an invalid pair, in one line naming the file
+            and the pair. Pairs before the bad one stay registered.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise PairError(f"cannot read pairs file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0]
+        raise PairError(f"pairs file {path} is not valid YAML: {first}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("pairs"), list):
+        raise PairError(f"pairs file {path} must hold a list under the key 'pairs'")
+    out = []
+    for i, entry in enumerate(data["pairs"]):
+        label = entry.get("name", f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
+        try:
+            if not isinstance(entry, dict):
+                raise PairError("each pair must be a mapping")
+            unknown = sorted(set(entry) - set(PAIR_FILE_KEYS))
+            if unknown:
+                close = difflib.get_close_matches(unknown[0], PAIR_FILE_KEYS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise PairError(f"unknown key {unknown[0]!r}{hint}")
+            missing = [k for k in ("name", "source", "target", "threshold") if k not in entry]
+            if missing:
+                raise PairError(f"missing key(s) {', '.join(missing)}")
+            out.append(register_pair(**entry, overwrite=True))
+        except (EnvsError, TypeError) as exc:
+            raise PairError(f"pairs file {path}: pair {label!r}: {exc}") from None
+    return out
+
+
+DEFAULT_PAIRS_DIR = "pairs"
+"""Pair files (``*.yaml``) in this folder of the working directory are loaded by the CLI;
+the environment variable ``RL_TRANSFER_PAIRS_DIR`` names another folder."""
+
+ENTRY_POINT_GROUP = "rl_transfer.pairs"
+"""Packages contribute pairs with an entry point in this group: a callable taking no argument
+that calls :func:`register_pair` (or returns a list of its keyword-argument dicts)."""
+
+
+def load_user_pairs(files: list[str | Path] | None = None) -> list[EnvPair]:
+    """Load pairs from installed packages' entry points, the default pairs folder, and
+    ``files`` (in that order; a later definition of a name replaces an earlier one).
+
+    Raises:
+        PairError: a bad file or a failing entry point, naming it.
+    """
+    import os
+    from importlib.metadata import entry_points
+
+    loaded: list[EnvPair] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            result = ep.load()()
+            for kwargs in result or []:
+                loaded.append(register_pair(**kwargs, overwrite=True))
+        except EnvsError as exc:
+            raise PairError(f"entry point {ep.name!r} ({ep.value}): {exc}") from None
+        except Exception as exc:  # noqa: BLE001  (a third-party plugin: name it, never hide it)
+            raise PairError(
+                f"entry point {ep.name!r} ({ep.value}) failed: {type(exc).__name__}: {exc}"
+            ) from None
+    folder = Path(os.environ.get("RL_TRANSFER_PAIRS_DIR", DEFAULT_PAIRS_DIR))
+    if folder.is_dir():
+        for f in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
+            loaded += load_pairs_file(f)
+    for f in files or []:
+        loaded += load_pairs_file(f)
+    return loaded
 
 
 def _register_builtin(pair: EnvPair) -> None:

@@ -5,7 +5,14 @@ task, and measure -- beside a from-scratch baseline with the same seeds and budg
 how much transfer helped (Taylor & Stone 2009 metrics, rliable-style aggregation).
 """
 
-from envs import EnvPair, get_pair, list_pairs, register_pair, unregister_pair
+from envs import (
+    EnvPair,
+    get_pair,
+    list_pairs,
+    load_pairs_file,
+    register_pair,
+    unregister_pair,
+)
 from rl_transfer.errors import RLTransferError, SpecError
 from rl_transfer.experiment import Experiment, ExperimentResult
 from rl_transfer.methods import METHODS
@@ -21,6 +28,7 @@ __all__ = [
     "SpecError",
     "get_pair",
     "list_pairs",
+    "load_pairs_file",
     "register_pair",
     "unregister_pair",
 ]

@@ -94,9 +94,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-address", help="a running Ray cluster (default: start a local Ray)")
     run.add_argument("--name", help="experiment name (default: <pair>-<algo>-<hash of the spec>)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument(
+        "--pairs-file",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="register the pairs of this YAML file first (repeatable); files in "
+        "./pairs/ (or $RL_TRANSFER_PAIRS_DIR) are always loaded",
+    )
 
     pairs = sub.add_parser("pairs", help="list the registered env pairs")
     pairs.add_argument("--json", action="store_true", help="machine-readable output")
+    pairs.add_argument(
+        "--pairs-file",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="register the pairs of this YAML file first (repeatable)",
+    )
     pairs.add_argument("show", nargs="*", help="`show NAME` prints one pair whole")
 
     report = sub.add_parser(
@@ -182,8 +199,13 @@ def _cmd_pairs(args: argparse.Namespace) -> int:
     for col in ("name", "source", "target", "differs", "threshold"):
         t.add_column(col)
     for p in pairs:
-        diff = ", ".join(f"{k}: {a:g} -> {b:g}" for k, (a, b) in p.differences().items())
-        t.add_row(p.name, p.source.describe(), p.target.describe(), diff, f"{p.threshold:g}")
+        t.add_row(
+            p.name,
+            p.source.describe(),
+            p.target.describe(),
+            p.describe_differences(),
+            f"{p.threshold:g}",
+        )
     Console().print(t)
     return 0
 
@@ -233,6 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops as cleanly as Ctrl-C
+    if args.command in ("run", "pairs"):
+        try:
+            from envs import load_user_pairs
+
+            load_user_pairs(args.pairs_file)
+        except USER_ERRORS as exc:
+            return _usage_error(str(exc))
     handlers = {
         "run": _cmd_run,
         "pairs": _cmd_pairs,

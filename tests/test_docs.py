@@ -28,3 +28,9 @@ def test_metrics_doc_names_every_metric_and_accounting():
         "verdict",
     ):
         assert name in text, name
+
+
+def test_envs_doc_is_generated_from_the_code():
+    from envs.docs import render
+
+    assert (DOCS / "envs.md").read_text() == render(), "run: python -m envs.docs > docs/envs.md"

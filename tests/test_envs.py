@@ -1,5 +1,7 @@
 """Env families and pairs: the physics is what the name says."""
 
+import re
+
 import gymnasium
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_util import make_vec_env
 
 import envs
+import envs.catalog
 from envs import ParameterError, UnknownPairError, get_pair, random_policy_return
 from envs.families import CARTPOLE
 
@@ -83,11 +86,13 @@ def test_out_of_bounds_parameter_names_bounds():
 
 def test_every_catalog_variant_passes_env_checker_and_is_deterministic():
     for pair in envs.list_pairs():
-        for variant in (pair.source, pair.target):
-            check_env(variant.make().unwrapped, skip_render_check=True)
+        for make in (pair.make_source, pair.make_target):
+            check_env(make().unwrapped, skip_render_check=True)
+            if pair.mappings:
+                check_env(make(), skip_render_check=True)
             rollouts = []
             for _ in range(2):
-                env = variant.make()
+                env = make()
                 obs, _ = env.reset(seed=7)
                 env.action_space.seed(7)
                 traj = [obs]
@@ -100,9 +105,28 @@ def test_every_catalog_variant_passes_env_checker_and_is_deterministic():
             np.testing.assert_array_equal(rollouts[0], rollouts[1])
 
 
-def test_catalog_r_min_is_the_measured_random_return():
-    pair = get_pair("cartpole-long-pole")
-    assert random_policy_return(pair.target, episodes=1000, seed=0) == pytest.approx(pair.r_min)
+@pytest.mark.parametrize("pair", envs.catalog.CATALOG, ids=lambda p: p.name)
+def test_catalog_r_min_is_the_measured_random_return(pair):
+    measured = random_policy_return(pair, episodes=pair.r_min_episodes, seed=0)
+    assert measured == pytest.approx(pair.r_min, abs=1e-3)
+    assert pair.r_min < pair.r_max and pair.description and "threshold" in pair.description
+
+
+def test_catalog_covers_the_kinds_of_pair():
+    names = {p.name for p in envs.list_pairs()}
+    assert len(envs.catalog.CATALOG) >= 12
+    assert {
+        "cartpole-reversed-force",
+        "cartpole-sutton-barto-reward",
+        "mountaincar-to-continuous",
+        "hopper-heavy",
+        "lunarlander-windy",
+        "lunarlander-low-gravity",
+        "pendulum-heavy",
+        "acrobot-heavy-link",
+    } <= names
+    families = {p.target.family for p in envs.catalog.CATALOG}
+    assert families == set(envs.FAMILIES)
 
 
 def test_unknown_pair_suggests_close_names():
@@ -132,3 +156,139 @@ def test_register_pair_validates_and_cleans_up():
         )
     with pytest.raises(UnknownPairError):
         get_pair("test-bad")
+
+
+def test_mountaincar_step_matches_equations_of_motion():
+    env = envs.get_family("mountaincar").make({"force": 0.0013, "gravity": 0.003})
+    env.reset(seed=0)
+    env.unwrapped.state = np.array([-0.3, 0.01])
+    obs, *_ = env.step(2)
+    velocity = 0.01 + (2 - 1) * 0.0013 + np.cos(3 * -0.3) * (-0.003)
+    np.testing.assert_allclose(obs, np.array([-0.3 + velocity, velocity], np.float32), rtol=1e-6)
+
+
+def test_pendulum_step_matches_equations_of_motion():
+    m, length, g, dt = 1.3, 0.8, 9.0, 0.05
+    env = envs.get_family("pendulum").make({"m": m, "l": length, "g": g})
+    env.reset(seed=0)
+    th, thdot, u = 0.4, -1.0, 1.5
+    env.unwrapped.state = np.array([th, thdot])
+    obs, reward, *_ = env.step(np.array([u], np.float32))
+    new_thdot = thdot + (3 * g / (2 * length) * np.sin(th) + 3.0 / (m * length**2) * u) * dt
+    new_th = th + new_thdot * dt
+    np.testing.assert_allclose(obs, [np.cos(new_th), np.sin(new_th), new_thdot], rtol=1e-5)
+    cost = th**2 + 0.1 * thdot**2 + 0.001 * u**2  # angle already in [-pi, pi)
+    assert reward == pytest.approx(-cost, rel=1e-6)
+
+
+def test_acrobot_parameters_change_the_dynamics_and_the_unused_one_is_not_offered():
+    def step(params):
+        env = envs.get_family("acrobot").make(params)
+        env.reset(seed=0)
+        env.unwrapped.state = np.array([0.3, -0.2, 0.5, 0.1])
+        return env.step(2)[0]
+
+    base = step({})
+    for params in ({"link_mass_2": 1.5}, {"link_length_1": 1.3}, {"link_moi": 2.0}):
+        assert not np.allclose(step(params), base), params
+    with pytest.raises(ParameterError, match="'link_length_2'.*valid parameters: link_length_1"):
+        envs.get_family("acrobot").make({"link_length_2": 1.3})
+
+
+def test_lunarlander_gravity_reaches_the_box2d_world():
+    env = get_pair("lunarlander-low-gravity").make_target()
+    env.reset(seed=0)
+    assert tuple(env.unwrapped.world.gravity) == pytest.approx((0.0, -6.0))
+    windy = get_pair("lunarlander-windy").make_target().unwrapped
+    assert windy.enable_wind and windy.wind_power == 10.0
+
+
+def test_hopper_mass_scale_updates_derived_constants():
+    base = envs.get_family("hopper").make({}).unwrapped.model
+    heavy = get_pair("hopper-heavy").make_target().unwrapped.model
+    np.testing.assert_allclose(heavy.body_mass, 1.5 * base.body_mass)
+    # mj_setConst recomputed the subtree masses from the new body masses
+    np.testing.assert_allclose(heavy.body_subtreemass, 1.5 * base.body_subtreemass)
+
+
+def test_cross_space_pair_maps_discrete_actions_to_the_continuous_engine():
+    pair = get_pair("mountaincar-to-continuous")
+    target = pair.make_target()
+    assert target.action_space == gymnasium.spaces.Discrete(3)
+    assert target.observation_space == pair.make_source().observation_space
+    plain = envs.get_family("mountaincar-continuous").make({})
+    for action, force in ((0, -1.0), (1, 0.0), (2, 1.0)):
+        target.reset(seed=5)
+        plain.reset(seed=5)
+        a = target.step(action)
+        b = plain.step(np.array([force], np.float32))
+        np.testing.assert_array_equal(a[0], b[0])
+        assert a[1] == b[1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {"target": ("mountaincar-continuous", {})},
+            "action spaces differ; give a mapping that makes them so",
+        ),
+        (
+            {
+                "target": ("mountaincar-continuous", {}),
+                "action_mapping": {"kind": "values", "table": [[-1.0], [0.0], [3.0]]},
+            },
+            "is not in the target's action space",
+        ),
+        (
+            {"observation_mapping": {"kind": "select", "indices": [0, 5]}},
+            "must be within the target's 2 components",
+        ),
+        (
+            {"observation_mapping": {"kind": "affine", "scale": [1.0], "shift": [0.0]}},
+            "scale and shift need 2 values",
+        ),
+        (
+            {"action_mapping": {"kind": "index", "table": [0, 1, 3]}},
+            "outside the target's Discrete(3)",
+        ),
+        ({"action_mapping": {"kind": "rotate"}}, "unknown action mapping 'rotate'"),
+    ],
+)
+def test_mapping_errors_at_registration(kwargs, message):
+    args = {
+        "source": ("mountaincar", {}),
+        "target": ("mountaincar", {}),
+        "threshold": -110.0,
+        "r_min": -200.0,
+        "r_max": -100.0,
+        **kwargs,
+    }
+    with pytest.raises(envs.PairError, match=re.escape(message)):
+        envs.register_pair("test-mapping", **args)
+    with pytest.raises(UnknownPairError):
+        get_pair("test-mapping")
+
+
+def test_observation_mappings_by_value():
+    from envs.mappings import ObservationMapping
+
+    obs = np.array([1.0, 2.0, 3.0], np.float32)
+    np.testing.assert_array_equal(ObservationMapping("select", indices=(2, 0)).apply(obs), [3, 1])
+    np.testing.assert_array_equal(ObservationMapping("pad", values=(0.0,)).apply(obs), [1, 2, 3, 0])
+    np.testing.assert_allclose(
+        ObservationMapping("affine", scale=(2, 2, 2), shift=(1, 0, -1)).apply(obs), [3, 4, 5]
+    )
+    # a reorder of CartPole's observation registers (bounds mapped) and runs
+    try:
+        pair = envs.register_pair(
+            "test-reordered",
+            source=("cartpole", {}),
+            target=("cartpole", {}),
+            threshold=475.0,
+            r_min=22.0,
+            observation_mapping={"kind": "select", "indices": [0, 1, 2, 3]},
+        )
+        assert pair.make_target().reset(seed=0)[0].shape == (4,)
+    finally:
+        envs.unregister_pair("test-reordered")

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from agents import get_adapter
-from rl_transfer.io import read_json, write_json, write_text
+from rl_transfer.io import read_json, write_text
 from rl_transfer.methods import get_method
 from rl_transfer.spec import ExperimentSpec, default_workers, source_key
-from rl_transfer.train import SourceJob, TargetJob, train_source, train_target
+from rl_transfer.train import SourceJob, TargetJob, record_failure, train_source, train_target
 
 MAX_ATTEMPTS = 2
 """A job whose worker process died is run once more; then it is recorded as failed."""
@@ -227,10 +227,10 @@ class _Scheduler:
                 if info.get("status") == "done":
                     self.ready.append(("target", dep))
                 else:
-                    self.results.append(_mark_failed(dep, f"source failed: {info.get('error')}"))
+                    self.results.append(record_failure(dep, f"source failed: {info.get('error')}"))
                     self.display.finish(dep.label)
         else:
-            self.results.append(info if "pair" in info else _mark_failed(job, info["error"]))
+            self.results.append(info if "pair" in info else record_failure(job, info["error"]))
 
     def died(self, kind: str, job: Any, error: str) -> None:
         """The worker running ``job`` died: retry once, then record the failure."""
@@ -373,21 +373,6 @@ def _drain(q: Any, display: Display) -> None:
         except (queue_mod.Empty, OSError, ValueError):
             return
         display.update(label, t, total)
-
-
-def _mark_failed(job: TargetJob, error: str) -> dict[str, Any]:
-    info = {
-        "kind": "target",
-        "pair": job.pair.name,
-        "algo": job.algo,
-        "method": job.method,
-        "seed": job.seed,
-        "status": "failed",
-        "error": error,
-    }
-    job.dir.mkdir(parents=True, exist_ok=True)
-    write_json(job.dir / "run.json", info)
-    return info
 
 
 def write_spec(spec: ExperimentSpec, root: Path) -> None:

@@ -182,18 +182,25 @@ def train_target(
     try:
         return _train_target(job, report, started)
     except Exception as exc:  # recorded, and the experiment goes on with the other runs
-        info = {
-            "kind": "target",
-            "pair": job.pair.name,
-            "algo": job.algo,
-            "method": job.method,
-            "seed": job.seed,
-            "status": "failed",
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(),
-        }
-        write_json(job.dir / "run.json", info)
-        return info
+        return record_failure(job, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+def record_failure(job: TargetJob, error: str, trace: str | None = None) -> dict[str, Any]:
+    """Write ``run.json`` with ``status: "failed"`` and the error for ``job``; return it."""
+    info = {
+        "kind": "target",
+        "pair": job.pair.name,
+        "algo": job.algo,
+        "method": job.method,
+        "seed": job.seed,
+        "status": "failed",
+        "error": error,
+    }
+    if trace:
+        info["traceback"] = trace
+    job.dir.mkdir(parents=True, exist_ok=True)
+    write_json(job.dir / "run.json", info)
+    return info
 
 
 def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> dict[str, Any]:

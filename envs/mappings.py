@@ -182,22 +182,24 @@ class Mappings:
         return MappedEnv(env, self.observation, self.action) if self else env
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain (YAML- and JSON-safe) description, in :func:`parse_mappings`' format."""
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, (list, tuple, np.ndarray)):
+                return [plain(x) for x in v]
+            if isinstance(v, (np.integer, int)) and not isinstance(v, bool):
+                return int(v)
+            if isinstance(v, (np.floating, float)):
+                return float(v)
+            return v
+
         out: dict[str, Any] = {}
         if self.observation is not None:
-            o = self.observation
             out["observation_mapping"] = {
-                k: list(v) if isinstance(v, tuple) else v
-                for k, v in vars(o).items()
-                if v not in ((), None)
+                k: plain(v) for k, v in vars(self.observation).items() if v not in ((), None)
             }
         if self.action is not None:
-            out["action_mapping"] = {
-                "kind": self.action.kind,
-                "table": [
-                    list(np.ravel(t)) if isinstance(t, (list, tuple)) else t
-                    for t in self.action.table
-                ],
-            }
+            out["action_mapping"] = {"kind": self.action.kind, "table": plain(self.action.table)}
         return out
 
 

@@ -235,3 +235,38 @@ def test_several_pairs_from_python_give_a_performance_profile(tmp_path):
         assert (result.out / name).stat().st_size > 1000, name
     assert "performance_profile.png" in (result.out / "report.md").read_text()
     assert "test-heavy-cart / ppo / policy" in result.table()
+
+
+def test_every_catalog_pair_runs_end_to_end(tmp_path):
+    """PPO, policy transfer and scratch, on every built-in pair (a few hundred steps each)."""
+    import envs
+
+    names = [p.name for p in envs.list_pairs()]
+    proc = cli(
+        "run",
+        "--pair",
+        ",".join(names),
+        "--methods",
+        "policy",
+        "--seeds",
+        "1",
+        "--source-steps",
+        "256",
+        "--target-steps",
+        "256",
+        "--eval-every",
+        "256",
+        "--eval-episodes",
+        "1",
+        "--quiet",
+        "--out",
+        "exp",
+        "--source-cache",
+        "src",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = read_json(tmp_path / "exp/summary.json")
+    assert sorted(r["pair"] for r in summary["results"]) == sorted(names)
+    assert all(r["seeds"] == [0] for r in summary["results"])
+    assert (tmp_path / "exp/performance_profile.png").is_file()

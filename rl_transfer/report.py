@@ -395,9 +395,21 @@ def plot_forward_transfer(root: Path, summary: dict[str, Any]) -> Path | None:
     ):
         for i, r in enumerate(results):
             m = r["metrics"][key]
-            if m["iqm"] is None:
-                continue
             y = i + offset
+            if m["iqm"] is None:
+                reason = next(iter(m["notes"].values()), "undefined")
+                label = ax.text(
+                    0.01,
+                    y,
+                    f"{name}: n/a ({reason})",
+                    va="center",
+                    fontsize=7,
+                    color=color,
+                    transform=ax.get_yaxis_transform(),
+                    clip_on=True,
+                )
+                label.set_in_layout(False)
+                continue
             if m["ci"] is not None:
                 ax.plot(m["ci"], [y, y], color=color, lw=3, alpha=0.6)
             ax.plot([m["iqm"]], [y], "o", color=color, label=name if i == 0 else None)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import difflib
 
+from agents.a2c import A2CAdapter
 from agents.base import AgentAdapter, TransferError, TransferRecord
 from agents.dqn import DQNAdapter
 from agents.ppo import PPOAdapter
+from agents.sac import SACAdapter
+from agents.td3 import TD3Adapter
 
-ADAPTERS: dict[str, type[AgentAdapter]] = {"ppo": PPOAdapter, "dqn": DQNAdapter}
+ADAPTERS: dict[str, type[AgentAdapter]] = {
+    "ppo": PPOAdapter,
+    "a2c": A2CAdapter,
+    "dqn": DQNAdapter,
+    "sac": SACAdapter,
+    "td3": TD3Adapter,
+}
 
 
 class UnknownAlgoError(ValueError):
@@ -16,7 +25,7 @@ class UnknownAlgoError(ValueError):
 
 
 def get_adapter(algo: str) -> AgentAdapter:
-    """The adapter for ``algo`` (``"ppo"`` or ``"dqn"``).
+    """The adapter for ``algo`` (``"ppo"``, ``"a2c"``, ``"dqn"``, ``"sac"``, ``"td3"``).
 
     Raises:
         UnknownAlgoError: unknown name; the closest valid ones are suggested.
@@ -30,9 +39,12 @@ def get_adapter(algo: str) -> AgentAdapter:
 
 __all__ = [
     "ADAPTERS",
+    "A2CAdapter",
     "AgentAdapter",
     "DQNAdapter",
     "PPOAdapter",
+    "SACAdapter",
+    "TD3Adapter",
     "TransferError",
     "TransferRecord",
     "UnknownAlgoError",

@@ -57,6 +57,15 @@ def _linear(start: float) -> Callable[[float], float]:
     return schedule
 
 
+def _action_noise(kind: str, std: float, space: gymnasium.spaces.Space):  # noqa: ANN202
+    """rl-baselines3-zoo's ``noise_type`` / ``noise_std``: normal or ornstein-uhlenbeck."""
+    from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
+
+    n = int(np.prod(space.shape))
+    cls = {"normal": NormalActionNoise, "ornstein-uhlenbeck": OrnsteinUhlenbeckActionNoise}[kind]
+    return cls(mean=np.zeros(n), sigma=std * np.ones(n))
+
+
 class AgentAdapter:
     """Base adapter. Subclasses set the class attributes and may override the hooks.
 
@@ -108,8 +117,12 @@ class AgentAdapter:
         for key, value in list(hp.items()):
             if isinstance(value, str) and value.startswith("lin_"):
                 hp[key] = _linear(float(value[4:]))
+        noise_type = hp.pop("noise_type", None)
+        noise_std = float(hp.pop("noise_std", 0.1))
         hp.update(overrides or {})
         env = self.make_vec_env(env_fn, n_envs, seed)
+        if noise_type is not None:
+            hp["action_noise"] = _action_noise(noise_type, noise_std, env.action_space)
         return self.algo_class(policy, env, seed=seed, device="cpu", verbose=0, **hp)
 
     def load(self, path: Path) -> BaseAlgorithm:

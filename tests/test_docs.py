@@ -34,3 +34,10 @@ def test_envs_doc_is_generated_from_the_code():
     from envs.docs import render
 
     assert (DOCS / "envs.md").read_text() == render(), "run: python -m envs.docs > docs/envs.md"
+
+
+def test_methods_doc_is_generated_from_the_code():
+    from rl_transfer.methods import support_matrix
+
+    text = (DOCS / "methods.md").read_text()
+    assert text == support_matrix(), "run: python -m rl_transfer.methods > docs/methods.md"

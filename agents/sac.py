@@ -1,0 +1,23 @@
+"""SAC adapter (Haarnoja et al. 2018; stable-baselines3 ``SAC``).
+
+- ``policy``: the actor (``actor.latent_pi``, ``actor.mu``, ``actor.log_std``)
+- ``value``: both Q-networks (``critic.qf0``, ``critic.qf1``); ``critic_target`` is set equal to
+  the copied critic (pitfall 10). The entropy coefficient is not transferred (learned afresh).
+
+Warm-up (pitfall 3): ``learning_starts`` is kept; the weights do not move during warm-up, so the
+jumpstart is held while the buffer fills with uniform random actions.
+"""
+
+from __future__ import annotations
+
+from stable_baselines3 import SAC
+
+from agents.base import AgentAdapter
+
+
+class SACAdapter(AgentAdapter):
+    algo = "sac"
+    algo_class = SAC
+    off_policy = True
+    parts = {"policy": ("actor.",), "value": ("critic.",)}
+    target_sync = (("critic.", "critic_target."),)

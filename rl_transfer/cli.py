@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="env pair(s) (default: cartpole-long-pole; `rl-transfer pairs` lists them)",
     )
     run.add_argument(
-        "--algo", type=_names, metavar="ALGO[,ALGO]", help="ppo, a2c, dqn, sac, td3; several comma-separated (default: ppo)"
+        "--algo",
+        type=_names,
+        metavar="ALGO[,ALGO]",
+        help="ppo, a2c, dqn, sac, td3; several comma-separated (default: ppo)",
     )
     run.add_argument(
         "--methods",

@@ -216,6 +216,31 @@ class AgentAdapter:
                 record.reinitialised.append({"name": key, "shape": list(value.shape)})
         return record
 
+    def freeze(self, model: BaseAlgorithm, keys: list[str]) -> list[dict[str, Any]]:
+        """Stop gradient updates of the named parameters (``requires_grad`` off: the optimizer
+        then leaves them bit-identical). Returns ``{"name", "shape"}`` of each frozen tensor.
+
+        Raises:
+            TransferError: nothing to freeze.
+        """
+        frozen = []
+        for name, param in model.policy.named_parameters():
+            if name in keys:
+                param.requires_grad_(False)
+                frozen.append({"name": name, "shape": list(param.shape)})
+        if not frozen:
+            raise TransferError(f"nothing to freeze among {keys} ({self.algo})")
+        return frozen
+
+    def state_value(self, model: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:
+        """The model's value estimate V(s) for a batch of observations ``[n, ...]`` -> ``[n]``
+        (the potential of reward shaping).
+
+        Raises:
+            TransferError: the algorithm has no state-value estimate here.
+        """
+        raise TransferError(f"{self.algo} gives no state value")
+
     def transfer_overrides(self, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
         """Hyperparameter overrides for an arm that starts from transferred weights.
 

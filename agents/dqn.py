@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+import torch
 from stable_baselines3 import DQN
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.base import AgentAdapter
 
@@ -25,9 +28,23 @@ class DQNAdapter(AgentAdapter):
     algo = "dqn"
     algo_class = DQN
     off_policy = True
-    parts = {"policy": ("q_net.",), "value": ("q_net.",)}
+    parts = {"policy": ("q_net.",), "value": ("q_net.",), "trunk": ("q_net.q_net.",)}
     target_sync = (("q_net.", "q_net_target."),)
     part_notes = {"policy": _SAME, "value": _SAME}
+
+    def part_keys(self, model: BaseAlgorithm, part: str) -> list[str]:
+        """``trunk`` is every layer of ``q_net`` but the last (the output head)."""
+        keys = super().part_keys(model, part)
+        if part != "trunk":
+            return keys
+        layers = sorted({int(k.split(".")[2]) for k in keys})
+        return [k for k in keys if int(k.split(".")[2]) != layers[-1]]
+
+    def state_value(self, model: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:
+        """V(s) = max_a Q(s, a)."""
+        with torch.no_grad():
+            q = model.q_net(model.policy.obs_to_tensor(obs)[0])
+        return q.max(dim=1).values.numpy()
 
     def transfer_overrides(self, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
         final = float(hyperparams.get("exploration_final_eps", 0.05))

@@ -10,7 +10,10 @@ jumpstart is held while the buffer fills with uniform random actions.
 
 from __future__ import annotations
 
+import numpy as np
+import torch
 from stable_baselines3 import SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.base import AgentAdapter
 
@@ -20,4 +23,12 @@ class SACAdapter(AgentAdapter):
     algo_class = SAC
     off_policy = True
     parts = {"policy": ("actor.",), "value": ("critic.",)}
+
+    def state_value(self, model: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:
+        """V(s) = min over the two Q-networks of Q(s, mu(s)), mu the actor's greedy action."""
+        with torch.no_grad():
+            o = model.policy.obs_to_tensor(obs)[0]
+            qs = model.critic(o, model.actor(o, deterministic=True))
+        return torch.min(torch.cat(qs, dim=1), dim=1).values.numpy()
+
     target_sync = (("critic.", "critic_target."),)

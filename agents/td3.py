@@ -8,7 +8,10 @@ Warm-up (pitfall 3): ``learning_starts`` is kept; the weights do not move during
 
 from __future__ import annotations
 
+import numpy as np
+import torch
 from stable_baselines3 import TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.base import AgentAdapter
 
@@ -18,4 +21,12 @@ class TD3Adapter(AgentAdapter):
     algo_class = TD3
     off_policy = True
     parts = {"policy": ("actor.",), "value": ("critic.",)}
+
+    def state_value(self, model: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:
+        """V(s) = min over the two Q-networks of Q(s, mu(s)), mu the actor's greedy action."""
+        with torch.no_grad():
+            o = model.policy.obs_to_tensor(obs)[0]
+            qs = model.critic(o, model.actor(o))
+        return torch.min(torch.cat(qs, dim=1), dim=1).values.numpy()
+
     target_sync = (("actor.", "actor_target."), ("critic.", "critic_target."))

@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--ray-address", help="a running Ray cluster (default: start a local Ray)")
     run.add_argument("--name", help="experiment name (default: <pair>-<algo>-<hash of the spec>)")
+    run.add_argument(
+        "--method-arg",
+        action="append",
+        default=[],
+        metavar="METHOD.KNOB=VALUE",
+        help="a method's knob, e.g. shaping.scale=0.5 (repeatable; docs/methods.md "
+        "lists the knobs)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument(
         "--pairs-file",
@@ -133,10 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from rl_transfer.errors import SpecError
     from rl_transfer.experiment import Experiment
     from rl_transfer.runner import Plan
 
+    method_args: dict[str, dict[str, str]] = {}
+    for item in args.method_arg:
+        key, sep, value = item.partition("=")
+        method, dot, knob = key.partition(".")
+        if not sep or not dot or not method or not knob:
+            raise SpecError(
+                f"--method-arg {item!r}: expected METHOD.KNOB=VALUE, e.g. shaping.scale=0.5"
+            )
+        method_args.setdefault(method, {})[knob] = value
     kwargs = {
+        "method_args": method_args or None,
         "pairs": args.pair,
         "algos": args.algo,
         "methods": args.methods,

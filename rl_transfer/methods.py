@@ -1,18 +1,33 @@
-"""Transfer methods: what a target run takes from its source run before learning.
+"""Transfer methods: what a target run takes from its source run.
 
-Each method names the adapter parts it moves; the adapter does the moving (see
-:mod:`agents.base`). ``scratch`` is the from-scratch baseline and takes nothing.
+A method is made of components that the agent adapter carries out (:mod:`agents.base`): the
+parts whose tensors are copied, the parts frozen after copying, and potential-based reward
+shaping with the source's value. ``scratch`` is the from-scratch baseline and takes nothing.
+Methods combine with ``+`` (``policy+shaping``).
 
-References: Taylor & Stone 2009 (JMLR 10) for policy / value-function transfer; fine-tuning
-moves all weights.
+References: Taylor & Stone 2009 (JMLR 10) for policy / value-function transfer; fine-tuning moves
+all weights; ``feature`` reuses a frozen representation (Yosinski et al. 2014); ``shaping`` is
+potential-based reward shaping (Ng, Harada & Russell 1999) with the source's value as potential.
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from rl_transfer.errors import SpecError
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A method's setting: default, bounds and what it does (``--method-arg method.knob=x``)."""
+
+    default: float
+    low: float
+    high: float
+    doc: str
 
 
 @dataclass(frozen=True)
@@ -23,15 +38,48 @@ class TransferMethod:
         name: the method's name on the CLI and in run folders.
         parts: adapter parts whose tensors are copied from the source model.
         doc: one line for listings and docs.
+        freeze: parts frozen (``requires_grad`` off) after copying.
+        shaping: potential-based reward shaping with the source's value on the training envs.
+        knobs: settings with defaults.
     """
 
     name: str
     parts: tuple[str, ...]
     doc: str
+    freeze: tuple[str, ...] = ()
+    shaping: bool = False
+    knobs: Mapping[str, Knob] = field(default_factory=dict)
 
     @property
     def needs_source(self) -> bool:
-        return bool(self.parts)
+        return bool(self.parts) or self.shaping
+
+    def missing_parts(self, adapter_parts: Mapping[str, Any]) -> list[str]:
+        """Parts this method needs that an adapter does not have."""
+        return [p for p in dict.fromkeys(self.parts + self.freeze) if p not in adapter_parts]
+
+    def settings(self, given: Mapping[str, Any] | None = None) -> dict[str, float]:
+        """The knob values in force: defaults, replaced by ``given``.
+
+        Raises:
+            SpecError: an unknown knob or a value outside its bounds.
+        """
+        out = {k: v.default for k, v in self.knobs.items()}
+        for key, value in (given or {}).items():
+            if key not in self.knobs:
+                known = ", ".join(self.knobs) or "none"
+                raise SpecError(f"method {self.name!r} has no knob {key!r}; its knobs: {known}")
+            knob = self.knobs[key]
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise SpecError(f"{self.name}.{key} must be a number, got {value!r}") from None
+            if not knob.low <= number <= knob.high:
+                raise SpecError(
+                    f"{self.name}.{key} = {number:g} is outside [{knob.low:g}, {knob.high:g}]"
+                )
+            out[key] = number
+        return out
 
 
 SCRATCH = TransferMethod("scratch", (), "from-scratch baseline: fresh weights, nothing transferred")
@@ -43,21 +91,53 @@ METHODS: dict[str, TransferMethod] = {
         TransferMethod("policy", ("policy",), "the source's policy network (actor) is copied"),
         TransferMethod("value", ("value",), "the source's value network (critic / Q) is copied"),
         TransferMethod("finetune", ("policy", "value"), "all of the source's weights are copied"),
+        TransferMethod(
+            "feature",
+            ("trunk",),
+            "the source's hidden layers are copied and frozen; output heads are fresh",
+            freeze=("trunk",),
+        ),
+        TransferMethod(
+            "shaping",
+            (),
+            "reward + scale * (gamma * V_src(s') - V_src(s)), V_src(terminal) = 0, on "
+            "the training envs (evaluation is unshaped)",
+            shaping=True,
+            knobs={"scale": Knob(1.0, 0.0, 100.0, "factor on the shaping term")},
+        ),
     )
 }
 
 
 def get_method(name: str) -> TransferMethod:
-    """The method called ``name``.
+    """The method called ``name``; ``a+b`` combines methods (their parts, freezing, shaping and
+    knobs).
 
     Raises:
-        SpecError: unknown name; the closest valid ones are suggested.
+        SpecError: unknown name (closest valid ones suggested), ``scratch`` in a combination, or
+            a method repeated.
     """
-    try:
+    names = name.split("+")
+    for n in names:
+        if n not in METHODS:
+            close = difflib.get_close_matches(n, list(METHODS), n=len(METHODS), cutoff=0.0)
+            raise SpecError(f"unknown method {n!r}; valid methods: {', '.join(close)}") from None
+    if len(names) == 1:
         return METHODS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(METHODS), n=len(METHODS), cutoff=0.0)
-        raise SpecError(f"unknown method {name!r}; valid methods: {', '.join(close)}") from None
+    if "scratch" in names or len(set(names)) != len(names):
+        raise SpecError(
+            f"method {name!r}: combine distinct transfer methods with '+', "
+            "not scratch (it always runs as the baseline)"
+        )
+    ms = [METHODS[n] for n in names]
+    return TransferMethod(
+        name=name,
+        parts=tuple(dict.fromkeys(p for m in ms for p in m.parts)),
+        doc="; ".join(m.doc for m in ms),
+        freeze=tuple(dict.fromkeys(p for m in ms for p in m.freeze)),
+        shaping=any(m.shaping for m in ms),
+        knobs={k: v for m in ms for k, v in m.knobs.items()},
+    )
 
 
 def support_matrix() -> str:
@@ -72,7 +152,7 @@ def support_matrix() -> str:
         "Generated by `python -m rl_transfer.methods` from the adapters; do not edit by hand.",
         "Every method copies exactly the tensors named (`policy.state_dict()` key prefixes) "
         "into a freshly built target model: optimizer state, schedules and hyperparameters "
-        "are the target's own (not transferred); nothing is frozen. `transfer_report.json` "
+        "are the target's own (not transferred). `transfer_report.json` "
         "lists every tensor copied, synced or left fresh.",
         "",
     ]
@@ -93,6 +173,13 @@ def support_matrix() -> str:
             "|---|---|---|---|",
         ]
         for m in METHODS.values():
+            missing = m.missing_parts(adapter.parts)
+            if missing:
+                out.append(
+                    f"| `{m.name}` | not supported: {algo} has no part "
+                    f"{', '.join(missing)} (refused before anything runs) | - | - | - |"
+                )
+                continue
             prefixes = [p for part in m.parts for p in adapter.parts[part]]
             moved = ", ".join(f"`{p.rstrip('.')}`" for p in dict.fromkeys(prefixes)) or "nothing"
             synced = (
@@ -103,13 +190,20 @@ def support_matrix() -> str:
                 )
                 or "-"
             )
+            frozen_prefixes = [p for part in m.freeze for p in adapter.parts[part]]
+            frozen = ", ".join(f"`{p.rstrip('.')}`" for p in dict.fromkeys(frozen_prefixes))
+            if m.freeze and algo == "dqn":
+                frozen = "`q_net` hidden layers (all but the output layer)"
             notes = (
                 "; ".join(
                     dict.fromkeys(adapter.part_notes[p] for p in m.parts if p in adapter.part_notes)
                 )
                 or m.doc
             )
-            out.append(f"| `{m.name}` | {moved} | {synced} | {notes} |")
+            knobs = ", ".join(f"`{k}` = {v.default:g} ({v.doc})" for k, v in m.knobs.items())
+            if knobs:
+                notes += f"; knobs: {knobs}"
+            out.append(f"| `{m.name}` | {moved} | {synced} | {frozen or '-'} | {notes} |")
         out.append("")
     return "\n".join(out)
 

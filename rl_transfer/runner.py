@@ -82,6 +82,7 @@ def plan(spec: ExperimentSpec, root: Path) -> Plan:
                         hyperparams=hp,
                         dir=root / pair.name / algo / method / f"seed_{seed}",
                         source=src if get_method(method).needs_source else None,
+                        extra={"method_args": spec.method_args},
                     )
                     info = _done_info(job.dir)
                     if info is not None:

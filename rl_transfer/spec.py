@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from agents import get_adapter
+from agents import ADAPTERS, get_adapter
 from envs import EnvPair, get_pair
 from rl_transfer.errors import SpecError
 from rl_transfer.methods import get_method
@@ -50,6 +50,7 @@ class ExperimentSpec:
         asymptote_window: last k evaluations averaged for asymptotic gain.
         name: experiment name; None -> ``<pair>-<algos>-<hash of what is run>``, so the same
             command finds (and resumes) the same folder.
+        method_args: knob values per method name, e.g. ``{"shaping": {"scale": 0.5}}``.
     """
 
     pairs: list[str] = field(default_factory=lambda: [DEFAULT_PAIR])
@@ -69,6 +70,7 @@ class ExperimentSpec:
     ray_address: str | None = None
     asymptote_window: int = 5
     name: str | None = None
+    method_args: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Check every field; raise :class:`SpecError` (or an envs / agents error) naming the bad
@@ -85,6 +87,21 @@ class ExperimentSpec:
             raise SpecError("no method given; for example --methods policy,value")
         for m in self.methods:
             get_method(m)
+        self._check_method_args()
+        for algo in self.algos:
+            adapter = get_adapter(algo)
+            for m in self.methods:
+                missing = get_method(m).missing_parts(adapter.parts)
+                if missing:
+                    able = [
+                        a
+                        for a, cls in ADAPTERS.items()
+                        if not get_method(m).missing_parts(cls.parts)
+                    ]
+                    raise SpecError(
+                        f"method {m!r} is not supported by {algo}: it needs the part(s) "
+                        f"{', '.join(missing)}; algorithms that support it: {', '.join(able)}"
+                    )
         for label, value in (
             ("seeds", self.seeds),
             ("source_steps", self.source_steps),
@@ -111,6 +128,16 @@ class ExperimentSpec:
         _check_writable(self.output_dir(), "--out")
         _check_writable(Path(self.source_cache), "--source-cache")
         self.check_resumable()
+
+    def _check_method_args(self) -> None:
+        used = {c for m in self.methods for c in m.split("+")}
+        for name, knobs in self.method_args.items():
+            if name not in used:
+                raise SpecError(
+                    f"--method-arg for {name!r}, which is not among the methods "
+                    f"({', '.join(self.methods)})"
+                )
+            get_method(name).settings(knobs)
 
     def _check_source_model(self) -> None:
         path = Path(self.source_model)  # type: ignore[arg-type]
@@ -205,6 +232,7 @@ class ExperimentSpec:
                 for a in self.algos
             },
             "source_model": _file_digest(self.source_model) if self.source_model else None,
+            "method_args": {k: dict(v) for k, v in sorted(self.method_args.items())},
         }
 
     def experiment_name(self) -> str:
@@ -262,6 +290,7 @@ def _study_model():  # noqa: ANN202  (built lazily: pydantic is imported only fo
         asymptote_window: PositiveInt | None = None
         workers: PositiveInt | None = None
         backend: str | None = None
+        method_args: dict[str, dict[str, float]] | None = None
 
     return StudyFile
 
@@ -280,6 +309,7 @@ STUDY_KEYS = (
     "asymptote_window",
     "workers",
     "backend",
+    "method_args",
 )
 
 

@@ -96,6 +96,28 @@ def _fresh_dir(folder: Path) -> None:
     folder.mkdir(parents=True)
 
 
+def method_settings(
+    method: str, method_args: Mapping[str, Mapping[str, Any]] | None
+) -> dict[str, float]:
+    """Knob values in force for ``method`` (components of ``a+b`` each read their own
+    ``method_args[component]``)."""
+    out: dict[str, float] = {}
+    for component in method.split("+"):
+        out.update(get_method(component).settings((method_args or {}).get(component)))
+    return out
+
+
+def _shaped(
+    make_env: Callable[[], Any], adapter: Any, source_model: Any, gamma: float, scale: float
+) -> Callable[[], Any]:
+    from rl_transfer.shaping import PotentialShaping
+
+    def potential(obs: Any) -> float:
+        return float(adapter.state_value(source_model, obs[None])[0])
+
+    return lambda: PotentialShaping(make_env(), potential, gamma, scale)
+
+
 def _remove_orphans(folder: Path) -> None:
     """Delete temporary folders of ``folder`` left by processes that no longer run (a source
     pretraining that was killed)."""
@@ -207,36 +229,55 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     torch.set_num_threads(1)
     adapter = get_adapter(job.algo)
     method = get_method(job.method)
-    overrides = adapter.transfer_overrides(job.hyperparams) if method.needs_source else {}
-    model = adapter.make_model(job.pair.make_target, job.hyperparams, job.seed, overrides)
-    model.set_logger(configure(str(job.dir), ["tensorboard"]))
+    knobs = method_settings(job.method, job.extra.get("method_args"))
+    overrides = adapter.transfer_overrides(job.hyperparams) if method.parts else {}
     transfer: dict[str, Any] = {
         "method": method.name,
         "doc": method.doc,
         "parts": list(method.parts),
+        "frozen_parts": list(method.freeze),
+        "knobs": knobs,
         "hyperparameter_overrides": overrides,
         "optimizer_state": "fresh (not transferred)",
     }
+    source_model = None
     source_steps = 0
     if method.needs_source:
         assert job.source is not None, "a transfer method needs a source job"
         source_info = read_json(job.source.dir / "run.json")
         source_steps = int(source_info["source_steps"])
         source_model = adapter.load(job.source.dir / "model.zip")
-        record = adapter.copy_parts(source_model, model, list(method.parts))
-        transfer.update(record.to_dict())
         transfer["source"] = {
             "key": job.source.key,
             "dir": str(job.source.dir),
             "steps": source_steps,
         }
-        del source_model
+    env_fn = job.pair.make_target
+    if method.shaping:
+        gamma = float(job.hyperparams.get("gamma", 0.99))
+        env_fn = _shaped(job.pair.make_target, adapter, source_model, gamma, knobs["scale"])
+        transfer["shaping"] = {
+            "potential": "source's value estimate (adapter.state_value)",
+            "gamma": gamma,
+            "scale": knobs["scale"],
+            "terminal_potential": 0.0,
+        }
+    model = adapter.make_model(env_fn, job.hyperparams, job.seed, overrides)
+    model.set_logger(configure(str(job.dir), ["tensorboard"]))
+    if method.parts:
+        record = adapter.copy_parts(source_model, model, list(method.parts))
+        transfer.update(record.to_dict())
+        if method.freeze:
+            keys = [k for part in method.freeze for k in adapter.part_keys(model, part)]
+            transfer["frozen"] = adapter.freeze(model, keys)
+    del source_model
     writer = tb_writer(model)
     if writer is not None:
         copied = len(transfer.get("copied", []))
         writer.add_text(
             "transfer/report",
-            f"method `{method.name}`: {method.doc}; tensors copied: {copied}; "
+            f"method `{method.name}`: {method.doc}; tensors copied: {copied}, frozen: "
+            f"{len(transfer.get('frozen', []))}; knobs: {knobs or 'none'}; "
             f"overrides: {overrides or 'none'}",
             0,
         )
@@ -272,6 +313,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         "source_key": job.source.key if job.source else None,
         "hyperparams": dict(job.hyperparams),
         "hyperparameter_overrides": overrides,
+        "method_knobs": knobs,
         "versions": package_versions(),
         "wall_time_s": round(time.time() - started, 2),
         "eval_time_s": round(eval_seconds, 2),

@@ -48,6 +48,7 @@ def test_matrix_doc_covers_every_algorithm():
     [(a, "cartpole-long-pole") for a in DISCRETE] + [(a, "pendulum-heavy") for a in CONTINUOUS],
 )
 def test_every_supported_cell_runs_through_the_cli(tmp_path, algo, pair):
+    supported = [m for m in TRANSFER if not METHODS[m].missing_parts(ADAPTERS[algo].parts)]
     proc = cli(
         "run",
         "--pair",
@@ -55,7 +56,7 @@ def test_every_supported_cell_runs_through_the_cli(tmp_path, algo, pair):
         "--algo",
         algo,
         "--methods",
-        ",".join(TRANSFER),
+        ",".join(supported),
         "--seeds",
         "1",
         "--source-steps",
@@ -76,7 +77,58 @@ def test_every_supported_cell_runs_through_the_cli(tmp_path, algo, pair):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    for method in TRANSFER:
+    for method in supported:
         run = tmp_path / "exp" / pair / algo / method / "seed_0"
         assert read_json(run / "run.json")["status"] == "done"
-        assert read_json(run / "transfer_report.json")["copied"]
+        report = read_json(run / "transfer_report.json")
+        assert report.get("copied") or report.get("shaping")
+
+
+def test_unsupported_method_is_refused_before_anything_runs(tmp_path):
+    proc = cli(
+        "run",
+        "--pair",
+        "pendulum-heavy",
+        "--algo",
+        "sac",
+        "--methods",
+        "policy,feature",
+        "--out",
+        "exp",
+        "--source-cache",
+        "src",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: method 'feature' is not supported by sac: it needs the part(s) trunk; "
+        "algorithms that support it: ppo, a2c, dqn"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--methods", "shaping", "--method-arg", "shaping.scal=1"],
+            "method 'shaping' has no knob 'scal'; its knobs: scale",
+        ),
+        (
+            ["--methods", "policy", "--method-arg", "shaping.scale=1"],
+            "--method-arg for 'shaping', which is not among the methods (policy)",
+        ),
+        (
+            ["--methods", "shaping", "--method-arg", "shaping.scale=-1"],
+            "shaping.scale = -1 is outside [0, 100]",
+        ),
+        (["--methods", "shaping", "--method-arg", "shaping"], "expected METHOD.KNOB=VALUE"),
+        (["--methods", "policy+scratch"], "not scratch"),
+        (["--methods", "policy+polcy"], "unknown method 'polcy'"),
+    ],
+)
+def test_bad_method_args_one_line_exit_2(tmp_path, args, message):
+    proc = cli("run", *args, "--out", "exp", "--source-cache", "src", cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr

@@ -229,6 +229,8 @@ def register_pair(
     """
     if not name or not isinstance(name, str):
         raise PairError(f"a pair name must be a non-empty string, got {name!r}")
+    if name in _BUILTIN:
+        raise PairError(f"pair {name!r} is a built-in pair; give yours another name")
     if name in _PAIRS and not overwrite:
         raise PairError(f"pair {name!r} is already registered; pass overwrite=True to replace it")
     src, tgt = _as_variant(source), _as_variant(target)
@@ -251,6 +253,12 @@ def register_pair(
         raise PairError(f"pair {name!r}: r_min ({r_min}) must be below r_max ({r_max})")
     parsed: dict[str, Budget] = {}
     for algo, b in (budgets or {}).items():
+        keys = ("source_steps", "target_steps", "eval_every")
+        if not isinstance(b, Budget) and (not isinstance(b, Mapping) or set(b) != set(keys)):
+            raise PairError(
+                f"pair {name!r}: the budget for {algo!r} needs exactly the keys "
+                f"{', '.join(keys)}, got {b!r}"
+            )
         budget = b if isinstance(b, Budget) else Budget(**b)
         if min(budget.source_steps, budget.target_steps, budget.eval_every) <= 0:
             raise PairError(f"pair {name!r}: budget for {algo!r} must be positive, got {budget}")
@@ -322,7 +330,8 @@ def load_pairs_file(path: str | Path) -> list[EnvPair]:
                 raise PairError(f"missing key(s) {', '.join(missing)}")
             out.append(register_pair(**entry, overwrite=True))
         except (EnvsError, TypeError) as exc:
-            raise PairError(f"pairs file {path}: pair {label!r}: {exc}") from None
+            text = str(exc).removeprefix(f"pair {label!r}: ")
+            raise PairError(f"pairs file {path}: pair {label!r}: {text}") from None
     return out
 
 
@@ -366,9 +375,13 @@ def load_user_pairs(files: list[str | Path] | None = None) -> list[EnvPair]:
     return loaded
 
 
+_BUILTIN: set[str] = set()
+
+
 def _register_builtin(pair: EnvPair) -> None:
     """Register a catalog pair whose R_min was measured once and is stored with it."""
     _PAIRS[pair.name] = pair
+    _BUILTIN.add(pair.name)
 
 
 def unregister_pair(name: str) -> None:

@@ -179,6 +179,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def announce(jobs: Plan) -> None:
         todo = len(jobs.sources) + len(jobs.targets)
         reused = f", {len(jobs.reused)} finished run(s) reused" if jobs.reused else ""
+        if jobs.cached_sources:
+            reused += f", {jobs.cached_sources} source(s) from the cache"
         print(
             f"experiment {exp.spec.experiment_name()} -> {out}: {todo} job(s) to run{reused}",
             file=sys.stderr,
@@ -218,7 +220,8 @@ def _cmd_pairs(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     t = Table(title="env pairs")
-    for col in ("name", "source", "target", "differs", "threshold"):
+    t.add_column("name", no_wrap=True)
+    for col in ("source", "target", "differs", "threshold"):
         t.add_column(col)
     for p in pairs:
         t.add_row(
@@ -294,11 +297,15 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except USER_ERRORS as exc:
         return _usage_error(str(exc))
+    except BrokenPipeError:  # output piped into a command that stopped reading (| head)
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
-        print(
-            "interrupted: finished runs are kept; run the same command again to resume",
-            file=sys.stderr,
-        )
+        if args.command == "run":
+            print(
+                "interrupted: finished runs are kept; run the same command again to resume",
+                file=sys.stderr,
+            )
         return 130
 
 

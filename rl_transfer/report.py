@@ -243,6 +243,14 @@ def table_rows(entry: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+FEW_SEEDS = 5
+FEW_SEEDS_NOTE = (
+    "a percentile bootstrap over fewer than 5 values gives narrow intervals (with 3 seeds, "
+    "a verdict needs every seed on one side of 0); read verdicts as indicative and run more "
+    "seeds to confirm."
+)
+
+
 def plain_line(entry: dict[str, Any]) -> str:
     """One plain-language sentence about a method's result."""
     m = entry["metrics"]
@@ -264,6 +272,9 @@ def report_md(summary: dict[str, Any], spec: dict[str, Any]) -> str:
     lines.append(f"Verdict rule: {VERDICT_RULE}.")
     lines.append(f"Transfer ratio: {TRANSFER_RATIO_FORM}.")
     lines.append("Cells: interquartile mean over seeds [95% percentile bootstrap interval].")
+    few = sorted({len(r["seeds"]) for r in summary["results"] if len(r["seeds"]) < FEW_SEEDS})
+    if few:
+        lines.append(f"**Few seeds** ({', '.join(map(str, few))}): {FEW_SEEDS_NOTE}")
     lines.append("")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in summary["results"]:
@@ -361,6 +372,15 @@ def plot_curves(root: Path, summary: dict[str, Any]) -> list[Path]:
                 )
                 if total and shift > 0:
                     ax.axvspan(0, shift, color="tab:blue", alpha=0.07, label="source training")
+                    held = float(np.median([c.f[0] for c in scratch]))
+                    ax.plot(
+                        [0, shift],
+                        [held, held],
+                        color="tab:blue",
+                        ls=":",
+                        lw=1,
+                        label="transfer arm held at scratch's f(0)",
+                    )
                 ax.axhline(threshold, color="tab:red", ls="--", lw=1, label="threshold")
                 ax.set_title(f"{method} vs scratch ({'total-time' if total else 'target-only'})")
                 ax.set_xlabel("target env steps" if not total else "env steps, source included")
@@ -506,6 +526,8 @@ def write_tensorboard_views(root: Path, summary: dict[str, Any]) -> None:
         final.update(per_seed.get((i["pair"], i["algo"], i["method"], int(i["seed"])), {}))
         write_run_views(run.dir, i, run.curve.t, run.curve.f, final)
     done = [r.info for r in runs if r.curve is not None]
+    if not done:
+        return
     values = {k: sorted({i[k] for i in done}) for k in ("pair", "algo", "method", "seed")}
     write_layout(
         root,
@@ -567,6 +589,8 @@ def print_tables(summary: dict[str, Any], console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
+    if any(len(e["seeds"]) < FEW_SEEDS for e in summary["results"]):
+        console.print(f"note: few seeds: {FEW_SEEDS_NOTE}")
     for e in summary["results"]:
         t = Table(
             title=f"{e['pair']} / {e['algo']} / {e['method']} vs scratch  (seeds {e['seeds']})",

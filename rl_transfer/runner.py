@@ -37,6 +37,8 @@ class Plan:
     sources: list[SourceJob]
     targets: list[TargetJob]
     reused: list[dict[str, Any]] = field(default_factory=list)
+    cached_sources: int = 0
+    """Sources needed by ``targets`` that the cache already holds (not trained again)."""
 
 
 def plan(spec: ExperimentSpec, root: Path) -> Plan:
@@ -91,7 +93,9 @@ def plan(spec: ExperimentSpec, root: Path) -> Plan:
                         targets.append(job)
     # sources whose every dependent target is already done need not exist
     wanted = {t.source.key for t in targets if t.source is not None}
-    return Plan([s for k, s in sources.items() if k in wanted], targets, reused)
+    needed = [s for k, s in sources.items() if k in wanted]
+    cached = [s for s in needed if _done_info(s.dir) is not None]
+    return Plan([s for s in needed if s not in cached], targets, reused, len(cached))
 
 
 def _done_info(folder: Path) -> dict[str, Any] | None:
@@ -207,10 +211,13 @@ class _Scheduler:
     def __init__(self, p: Plan, display: Display) -> None:
         self.display = display
         self.ready: list[tuple[str, Any]] = [("source", s) for s in p.sources]
-        self.ready += [("target", t) for t in p.targets if t.source is None]
+        training = {s.key for s in p.sources}
+        self.ready += [
+            ("target", t) for t in p.targets if t.source is None or t.source.key not in training
+        ]
         self.waiting: dict[str, list[TargetJob]] = {}
         for t in p.targets:
-            if t.source is not None:
+            if t.source is not None and t.source.key in training:
                 self.waiting.setdefault(t.source.key, []).append(t)
         self.results: list[dict[str, Any]] = []
         self.attempts: dict[str, int] = {}

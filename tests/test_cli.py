@@ -270,3 +270,47 @@ def test_every_catalog_pair_runs_end_to_end(tmp_path):
     assert sorted(r["pair"] for r in summary["results"]) == sorted(names)
     assert all(r["seeds"] == [0] for r in summary["results"])
     assert (tmp_path / "exp/performance_profile.png").is_file()
+
+
+def test_files_get_the_usual_mode(tiny_experiment):
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in (
+        "summary.json",
+        "report.md",
+        "cartpole-long-pole/ppo/policy/seed_0/run.json",
+        "cartpole-long-pole/ppo/policy/seed_0/model.zip",
+    ):
+        mode = stat.S_IMODE((tiny_experiment / name).stat().st_mode)
+        assert mode == 0o666 & ~umask, (name, oct(mode))
+
+
+def test_report_of_a_folder_with_no_finished_run(tmp_path):
+    proc = cli(
+        "run",
+        "--seeds",
+        "1",
+        "--target-steps",
+        "256",
+        "--eval-every",
+        "256",
+        "--source-steps",
+        "256",
+        "--methods",
+        "policy",
+        "--quiet",
+        "--out",
+        "exp",
+        "--source-cache",
+        "src",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for run_json in (tmp_path / "exp").glob("*/*/*/seed_*/run.json"):
+        run_json.unlink()  # as if every run had been interrupted
+    proc = cli("report", "exp", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert read_json(tmp_path / "exp/summary.json")["results"] == []

@@ -118,3 +118,18 @@ def test_entry_point_plugin_contributes_pairs(tmp_path):
     )
     assert proc.returncode == 2
     assert "entry point 'mine' (my_plugin:pairs) failed: RuntimeError: boom" in proc.stderr
+
+
+def test_a_file_cannot_redefine_a_built_in_pair_and_budgets_are_checked(tmp_path):
+    (tmp_path / "p.yaml").write_text(PAIRS_YAML.replace("my-heavy-cart", "cartpole-long-pole"))
+    proc = cli("pairs", "--pairs-file", "p.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "pair 'cartpole-long-pole' is a built-in pair; give yours another name" in proc.stderr
+    (tmp_path / "p.yaml").write_text(PAIRS_YAML.replace("source_steps: 512, ", ""))
+    proc = cli("pairs", "--pairs-file", "p.yaml", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        "the budget for 'ppo' needs exactly the keys source_steps, target_steps, eval_every"
+        in proc.stderr
+    )
+    assert proc.stderr.count("pair 'my-heavy-cart'") == 1

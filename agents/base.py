@@ -57,6 +57,17 @@ def _linear(start: float) -> Callable[[float], float]:
     return schedule
 
 
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, gymnasium.spaces.Box) and isinstance(b, gymnasium.spaces.Box):
+        return (
+            a.shape == b.shape
+            and a.dtype == b.dtype
+            and np.array_equal(a.low, b.low)
+            and np.array_equal(a.high, b.high)
+        )
+    return a == b
+
+
 def _action_noise(kind: str, std: float, space: gymnasium.spaces.Space):  # noqa: ANN202
     """rl-baselines3-zoo's ``noise_type`` / ``noise_std``: normal or ornstein-uhlenbeck."""
     from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
@@ -240,6 +251,85 @@ class AgentAdapter:
             TransferError: the algorithm has no state-value estimate here.
         """
         raise TransferError(f"{self.algo} gives no state value")
+
+    # -- replay buffer (off-policy algorithms) -------------------------------------------------
+    def save_replay(self, model: BaseAlgorithm, path: Path) -> None:
+        """Save the replay buffer of an off-policy model (SB3's pickle)."""
+        model.save_replay_buffer(str(path))
+
+    def load_replay(
+        self, model: BaseAlgorithm, path: Path, fraction: float = 1.0
+    ) -> dict[str, Any]:
+        """Seed ``model``'s empty replay buffer with the most recent source transitions.
+
+        ``fraction`` of min(source transitions, target capacity) are copied, oldest first, to
+        the start of the target's ring buffer, so the target's own transitions overwrite them
+        once the buffer is full (FIFO).
+
+        Returns:
+            ``{"transitions_loaded", "source_transitions", "target_capacity"}`` (per-env rows x
+            n_envs).
+
+        Raises:
+            TransferError: the algorithm has no replay buffer, the buffers differ in observation
+                or action space, dtype or number of envs (both sides named), or nothing to load.
+        """
+        from stable_baselines3.common.save_util import load_from_pkl
+
+        if not self.off_policy:
+            raise TransferError(f"{self.algo} has no replay buffer")
+        src = load_from_pkl(str(path))
+        dst = model.replay_buffer
+        for label, a, b in (
+            ("observation space", src.observation_space, dst.observation_space),
+            ("action space", src.action_space, dst.action_space),
+            ("observation dtype", src.observations.dtype, dst.observations.dtype),
+            ("number of envs", src.n_envs, dst.n_envs),
+            ("buffer class", type(src).__name__, type(dst).__name__),
+        ):
+            if not _same(a, b):
+                raise TransferError(
+                    f"the source replay buffer's {label} is {a}, the target's is {b}: refusing "
+                    "to mix them (give the pair a mapping or transfer weights instead)"
+                )
+        rows = src.buffer_size if src.full else src.pos
+        n = int(min(rows, dst.buffer_size) * fraction)
+        if n <= 0:
+            raise TransferError(f"no transition to load (source holds {rows}, fraction {fraction})")
+        order = (np.arange(src.pos - n, src.pos)) % src.buffer_size  # the n most recent, in order
+        for name in (
+            "observations",
+            "next_observations",
+            "actions",
+            "rewards",
+            "dones",
+            "timeouts",
+        ):
+            if getattr(src, name, None) is not None and getattr(dst, name, None) is not None:
+                getattr(dst, name)[:n] = getattr(src, name)[order]
+        dst.pos = n % dst.buffer_size
+        dst.full = n == dst.buffer_size
+        return {
+            "transitions_loaded": n * dst.n_envs,
+            "source_transitions": rows * src.n_envs,
+            "target_capacity": dst.buffer_size * dst.n_envs,
+        }
+
+    def relabel_rewards(
+        self, model: BaseAlgorithm, n: int, reward_fn: Callable[..., np.ndarray]
+    ) -> int:
+        """Recompute the rewards of the first ``n`` rows of the replay buffer with
+        ``reward_fn(obs, actions, next_obs, terminated) -> rewards`` (arrays [n, n_envs, ...]);
+        return how many transitions were relabelled."""
+        buf = model.replay_buffer
+        terminated = buf.dones[:n] * (1.0 - buf.timeouts[:n])
+        buf.rewards[:n] = reward_fn(
+            buf.observations[:n],
+            buf.actions[:n],
+            buf.next_observations[:n],
+            terminated.astype(bool),
+        )
+        return n * buf.n_envs
 
     def transfer_overrides(self, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
         """Hyperparameter overrides for an arm that starts from transferred weights.

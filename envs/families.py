@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gymnasium
+import numpy as np
 from gymnasium.envs.box2d.lunar_lander import LunarLander
 from gymnasium.envs.classic_control.acrobot import AcrobotEnv
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
@@ -80,6 +81,9 @@ class EnvFamily:
     reward_threshold: float | None = None
     r_max_note: str = ""
     extra_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    reward_fn: Callable[..., np.ndarray] | None = None
+    """``reward_fn(params, obs, action, next_obs, terminated) -> rewards`` (arrays with a leading
+    batch shape): the family's reward, for relabelling stored transitions."""
 
     @property
     def gym_id(self) -> str:
@@ -287,6 +291,20 @@ def _family(
     )
 
 
+def _cartpole_reward(
+    params: Mapping[str, float],
+    obs: np.ndarray,
+    action: np.ndarray,
+    next_obs: np.ndarray,
+    terminated: np.ndarray,
+) -> np.ndarray:
+    """CartPole-v1's reward: 1 per step; with ``sutton_barto_reward``, 0 per step and -1 on the
+    terminating step."""
+    if params.get("sutton_barto_reward"):
+        return np.where(terminated, -1.0, 0.0).astype(np.float32)
+    return np.ones(terminated.shape, dtype=np.float32)
+
+
 CARTPOLE = _family(
     "cartpole",
     "CartPole-v1",
@@ -314,6 +332,8 @@ CARTPOLE = _family(
     475.0,
     "the time limit: one reward per step for 500 steps",
 )
+CARTPOLE = replace(CARTPOLE, reward_fn=_cartpole_reward)
+
 MOUNTAINCAR = _family(
     "mountaincar",
     "MountainCar-v0",

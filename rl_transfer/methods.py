@@ -49,14 +49,18 @@ class TransferMethod:
     freeze: tuple[str, ...] = ()
     shaping: bool = False
     knobs: Mapping[str, Knob] = field(default_factory=dict)
+    replay: bool = False
 
     @property
     def needs_source(self) -> bool:
-        return bool(self.parts) or self.shaping
+        return bool(self.parts) or self.shaping or self.replay
 
-    def missing_parts(self, adapter_parts: Mapping[str, Any]) -> list[str]:
-        """Parts this method needs that an adapter does not have."""
-        return [p for p in dict.fromkeys(self.parts + self.freeze) if p not in adapter_parts]
+    def missing_parts(self, adapter: Any) -> list[str]:
+        """Parts this method needs that an adapter (class or instance) does not have."""
+        missing = [p for p in dict.fromkeys(self.parts + self.freeze) if p not in adapter.parts]
+        if self.replay and not adapter.off_policy:
+            missing.append("replay buffer")
+        return missing
 
     def settings(self, given: Mapping[str, Any] | None = None) -> dict[str, float]:
         """The knob values in force: defaults, replaced by ``given``.
@@ -105,6 +109,23 @@ METHODS: dict[str, TransferMethod] = {
             shaping=True,
             knobs={"scale": Knob(1.0, 0.0, 100.0, "factor on the shaping term")},
         ),
+        TransferMethod(
+            "replay",
+            (),
+            "the source's replay buffer seeds the target's (learning_starts 0)",
+            replay=True,
+            knobs={
+                "fraction": Knob(
+                    1.0, 0.0, 1.0, "share of the source's transitions loaded (the most recent)"
+                ),
+                "relabel": Knob(
+                    0.0,
+                    0.0,
+                    1.0,
+                    "1: recompute the loaded rewards with the target's reward function",
+                ),
+            },
+        ),
     )
 }
 
@@ -136,6 +157,7 @@ def get_method(name: str) -> TransferMethod:
         doc="; ".join(m.doc for m in ms),
         freeze=tuple(dict.fromkeys(p for m in ms for p in m.freeze)),
         shaping=any(m.shaping for m in ms),
+        replay=any(m.replay for m in ms),
         knobs={k: v for m in ms for k, v in m.knobs.items()},
     )
 
@@ -173,7 +195,7 @@ def support_matrix() -> str:
             "|---|---|---|---|",
         ]
         for m in METHODS.values():
-            missing = m.missing_parts(adapter.parts)
+            missing = m.missing_parts(adapter)
             if missing:
                 out.append(
                     f"| `{m.name}` | not supported: {algo} has no part "

@@ -91,12 +91,10 @@ class ExperimentSpec:
         for algo in self.algos:
             adapter = get_adapter(algo)
             for m in self.methods:
-                missing = get_method(m).missing_parts(adapter.parts)
+                missing = get_method(m).missing_parts(adapter)
                 if missing:
                     able = [
-                        a
-                        for a, cls in ADAPTERS.items()
-                        if not get_method(m).missing_parts(cls.parts)
+                        a for a, cls in ADAPTERS.items() if not get_method(m).missing_parts(cls)
                     ]
                     raise SpecError(
                         f"method {m!r} is not supported by {algo}: it needs the part(s) "
@@ -434,7 +432,7 @@ def source_key(
         },
         "algo": algo,
         "eval_episodes": eval_episodes,
-        "format": 1,
+        "format": 2,  # 2: off-policy sources keep their replay buffer
     }
     if source_model is not None:
         payload["imported_model"] = _file_digest(source_model)

@@ -27,6 +27,7 @@ from rl_transfer.methods import get_method
 from rl_transfer.versions import package_versions
 
 ProgressFn = Callable[[int], None]
+REPLAY_FILE = "replay_buffer.pkl"
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,40 @@ def method_settings(
     return out
 
 
+def _seed_replay(
+    job: TargetJob, adapter: Any, model: Any, knobs: Mapping[str, float]
+) -> dict[str, Any]:
+    assert job.source is not None
+    path = job.source.dir / REPLAY_FILE
+    if not path.is_file():
+        from agents import TransferError
+
+        raise TransferError(
+            f"source {job.source.dir} has no replay buffer (imported models bring none)"
+        )
+    info = adapter.load_replay(model, path, knobs["fraction"])
+    info["relabelled"] = 0
+    if knobs["relabel"]:
+        reward_fn = job.pair.target.env_family.reward_fn
+        if reward_fn is None:
+            from agents import TransferError
+
+            raise TransferError(
+                f"replay.relabel: family {job.pair.target.family!r} has no "
+                "reward function to relabel with"
+            )
+        params = job.pair.target.env_family.validate(job.pair.target.params)
+        rows = info["transitions_loaded"] // model.replay_buffer.n_envs
+        info["relabelled"] = adapter.relabel_rewards(
+            model, rows, lambda o, a, o2, term: reward_fn(params, o, a, o2, term)
+        )
+    info["mix"] = (
+        "source transitions fill the start of the target's buffer and are "
+        "overwritten first (FIFO) once it is full"
+    )
+    return info
+
+
 def _shaped(
     make_env: Callable[[], Any], adapter: Any, source_model: Any, gamma: float, scale: float
 ) -> Callable[[], Any]:
@@ -160,6 +195,8 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
     evaluator.close()
     log.save(tmp / "evaluations.npz")
     atomic_write(tmp / "model.zip", lambda p: model.save(str(p)))
+    if adapter.off_policy and job.imported is None:
+        adapter.save_replay(model, tmp / REPLAY_FILE)
     model.logger.close()
     info = {
         "kind": "source",
@@ -231,6 +268,8 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     method = get_method(job.method)
     knobs = method_settings(job.method, job.extra.get("method_args"))
     overrides = adapter.transfer_overrides(job.hyperparams) if method.parts else {}
+    if method.replay:
+        overrides["learning_starts"] = 0  # the buffer already holds the source's transitions
     transfer: dict[str, Any] = {
         "method": method.name,
         "doc": method.doc,
@@ -270,6 +309,8 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         if method.freeze:
             keys = [k for part in method.freeze for k in adapter.part_keys(model, part)]
             transfer["frozen"] = adapter.freeze(model, keys)
+    if method.replay:
+        transfer["replay"] = _seed_replay(job, adapter, model, knobs)
     del source_model
     writer = tb_writer(model)
     if writer is not None:

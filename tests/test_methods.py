@@ -92,3 +92,80 @@ def test_combination_moves_weights_and_shapes(methods_experiment):
     assert report["parts"] == ["policy"] and report["copied"]
     assert report["shaping"]["scale"] == 0.5
     assert read_json(run / "run.json")["method_knobs"] == {"scale": 0.5}
+
+
+def _dqn(pair_name, seed, steps=0, n_envs=1):
+    adapter = get_adapter("dqn")
+    pair = envs.get_pair(pair_name)
+    hp = {
+        **adapter.hyperparams(pair.target.family),
+        "policy_kwargs": {"net_arch": [16]},
+        "learning_starts": 50,
+        "train_freq": 4,
+        "gradient_steps": 1,
+        "n_envs": n_envs,
+    }
+    model = adapter.make_model(pair.make_source, hp, seed)
+    if steps:
+        model.learn(steps)
+    return adapter, model
+
+
+def test_replay_loads_the_most_recent_source_transitions_by_value(tmp_path):
+    adapter, source = _dqn("cartpole-long-pole", 0, steps=300)
+    adapter.save_replay(source, tmp_path / "rb.pkl")
+    _, target = _dqn("cartpole-long-pole", 1)
+    info = adapter.load_replay(target, tmp_path / "rb.pkl", fraction=0.5)
+    assert info == {
+        "transitions_loaded": 150,
+        "source_transitions": 300,
+        "target_capacity": 100_000,
+    }
+    src, dst = source.replay_buffer, target.replay_buffer
+    for name in ("observations", "next_observations", "actions", "rewards", "dones"):
+        np.testing.assert_array_equal(getattr(dst, name)[:150], getattr(src, name)[150:300])
+    assert dst.pos == 150 and not dst.full
+
+
+def test_replay_relabels_rewards_with_the_target_reward(tmp_path):
+    from envs.families import CARTPOLE
+
+    adapter, source = _dqn("cartpole-long-pole", 0, steps=300)
+    adapter.save_replay(source, tmp_path / "rb.pkl")
+    _, target = _dqn("cartpole-long-pole", 1)
+    adapter.load_replay(target, tmp_path / "rb.pkl")
+    params = CARTPOLE.validate({"sutton_barto_reward": True})
+    n = adapter.relabel_rewards(
+        target, 300, lambda o, a, o2, t: CARTPOLE.reward_fn(params, o, a, o2, t)
+    )
+    buf = target.replay_buffer
+    terminated = (buf.dones[:300] == 1) & (buf.timeouts[:300] == 0)
+    assert n == 300 and terminated.any()
+    np.testing.assert_array_equal(buf.rewards[:300], np.where(terminated, -1.0, 0.0))
+
+
+def test_replay_from_another_space_or_env_count_is_refused(tmp_path):
+    from agents import TransferError
+
+    adapter, mc = _dqn("mountaincar-strong-engine", 0, steps=100)
+    adapter.save_replay(mc, tmp_path / "mc.pkl")
+    _, target = _dqn("cartpole-long-pole", 1)
+    with pytest.raises(
+        TransferError,
+        match=r"observation space is Box\(.*\), the target's is "
+        r"Box\(.*\): refusing to mix them",
+    ):
+        adapter.load_replay(target, tmp_path / "mc.pkl")
+    _, two = _dqn("cartpole-long-pole", 0, steps=100, n_envs=2)
+    adapter.save_replay(two, tmp_path / "two.pkl")
+    with pytest.raises(TransferError, match="number of envs is 2, the target's is 1"):
+        adapter.load_replay(target, tmp_path / "two.pkl")
+
+
+def test_replay_is_refused_for_on_policy_algorithms(tmp_path):
+    proc = cli("run", "--methods", "replay", "--out", "exp", "--source-cache", "src", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: method 'replay' is not supported by ppo: it needs the part(s) replay buffer; "
+        "algorithms that support it: dqn, sac, td3"
+    )

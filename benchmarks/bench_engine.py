@@ -137,9 +137,11 @@ def scaling(steps: int) -> None:
 
 def reuse(steps: int) -> None:
     """A study with every transfer method: how many sources are trained."""
+    from agents import get_adapter
     from rl_transfer.methods import METHODS
 
-    methods = [m for m in METHODS if m != "scratch"]
+    ppo = get_adapter("ppo")
+    methods = [m for m, spec in METHODS.items() if m != "scratch" and not spec.missing_parts(ppo)]
     with tempfile.TemporaryDirectory() as d:
         _timed(
             [

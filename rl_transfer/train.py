@@ -69,6 +69,16 @@ class TargetJob:
     def label(self) -> str:
         return f"{self.pair.name}/{self.algo}/{self.method}/seed_{self.seed}"
 
+    def identity(self) -> dict[str, Any]:
+        """The fields that name the run in its run.json."""
+        return {
+            "kind": "target",
+            "pair": self.pair.name,
+            "algo": self.algo,
+            "method": self.method,
+            "seed": self.seed,
+        }
+
 
 class _ProgressCallback(BaseCallback):
     def __init__(self, report: ProgressFn | None, every: int = 500) -> None:
@@ -247,11 +257,7 @@ def train_target(
 def record_failure(job: TargetJob, error: str, trace: str | None = None) -> dict[str, Any]:
     """Write ``run.json`` with ``status: "failed"`` and the error for ``job``; return it."""
     info = {
-        "kind": "target",
-        "pair": job.pair.name,
-        "algo": job.algo,
-        "method": job.method,
-        "seed": job.seed,
+        **job.identity(),
         "status": "failed",
         "error": error,
     }
@@ -341,11 +347,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     atomic_write(job.dir / "model.zip", lambda p: model.save(str(p)))
     model.logger.close()
     info = {
-        "kind": "target",
-        "pair": job.pair.name,
-        "algo": job.algo,
-        "method": job.method,
-        "seed": job.seed,
+        **job.identity(),
         "source_steps": source_steps,
         "target_steps": steps,
         "requested_target_steps": job.target_steps,

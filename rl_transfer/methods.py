@@ -50,10 +50,11 @@ class TransferMethod:
     shaping: bool = False
     knobs: Mapping[str, Knob] = field(default_factory=dict)
     replay: bool = False
+    jsrl: bool = False
 
     @property
     def needs_source(self) -> bool:
-        return bool(self.parts) or self.shaping or self.replay
+        return bool(self.parts) or self.shaping or self.replay or self.jsrl
 
     def missing_parts(self, adapter: Any) -> list[str]:
         """Parts this method needs that an adapter (class or instance) does not have."""
@@ -110,6 +111,17 @@ METHODS: dict[str, TransferMethod] = {
             knobs={"scale": Knob(1.0, 0.0, 100.0, "factor on the shaping term")},
         ),
         TransferMethod(
+            "jsrl",
+            (),
+            "jump-start RL: the source's greedy policy acts for the first h steps of each "
+            "training episode, h annealed from H to 0; its steps count toward t",
+            jsrl=True,
+            knobs={
+                "horizon": Knob(100.0, 0.0, 10_000.0, "H, the guide's steps per episode at t = 0"),
+                "anneal": Knob(0.5, 0.01, 1.0, "share of the budget over which h falls to 0"),
+            },
+        ),
+        TransferMethod(
             "replay",
             (),
             "the source's replay buffer seeds the target's (learning_starts 0)",
@@ -158,6 +170,7 @@ def get_method(name: str) -> TransferMethod:
         freeze=tuple(dict.fromkeys(p for m in ms for p in m.freeze)),
         shaping=any(m.shaping for m in ms),
         replay=any(m.replay for m in ms),
+        jsrl=any(m.jsrl for m in ms),
         knobs={k: v for m in ms for k, v in m.knobs.items()},
     )
 

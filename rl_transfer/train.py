@@ -307,6 +307,21 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
             "scale": knobs["scale"],
             "terminal_potential": 0.0,
         }
+    callbacks: list[BaseCallback] = []
+    if method.jsrl:
+        from rl_transfer.jsrl import GuideRollIn, JSRLCallback
+
+        guide_model, inner = source_model, env_fn
+        horizon = int(knobs["horizon"])
+
+        def guide(obs: Any) -> Any:
+            return adapter.act(guide_model, obs[None])[0]
+
+        def env_fn() -> Any:  # noqa: F811  (the target, with the guide's roll-in inside)
+            return GuideRollIn(inner(), guide, horizon)
+
+        jsrl_cb = JSRLCallback(horizon, knobs["anneal"])
+        callbacks.append(jsrl_cb)
     model = adapter.make_model(env_fn, job.hyperparams, job.seed, overrides)
     model.set_logger(configure(str(job.dir), ["tensorboard"]))
     if method.parts:
@@ -334,10 +349,17 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     eval_cb = PeriodicEvalCallback(evaluator, log, job.eval_every)
     model.learn(
         total_timesteps=job.target_steps,
-        callback=CallbackList([eval_cb, _ProgressCallback(report)]),
+        callback=CallbackList([*callbacks, eval_cb, _ProgressCallback(report)]),
         reset_num_timesteps=True,
     )
     steps = int(model.num_timesteps)
+    if method.jsrl:
+        transfer["jsrl"] = {
+            "horizon": int(knobs["horizon"]),
+            "anneal": knobs["anneal"],
+            "guide_steps": jsrl_cb.guide_steps,
+            "counting": "guide steps are target env steps and count toward t",
+        }
     if log.timesteps[-1] != steps:
         record_eval(model, log, evaluator, steps)
     eval_seconds = evaluator.seconds

@@ -169,3 +169,49 @@ def test_replay_is_refused_for_on_policy_algorithms(tmp_path):
         "error: method 'replay' is not supported by ppo: it needs the part(s) replay buffer; "
         "algorithms that support it: dqn, sac, td3"
     )
+
+
+def test_jsrl_guide_takes_the_first_h_actions_and_they_count(tmp_path):
+    from rl_transfer.jsrl import GuideRollIn
+
+    adapter, source = _dqn("cartpole-long-pole", 0, steps=300)
+    seen = []
+
+    def guide(obs):
+        seen.append(obs.copy())
+        return adapter.act(source, obs[None])[0]
+
+    env = GuideRollIn(envs.get_pair("cartpole-long-pole").make_target(), guide, horizon=5)
+    obs, _ = env.reset(seed=11)
+    assert len(env.last_guide_actions) == 5 and env.pending == 5
+    expected = [adapter.act(source, o[None])[0] for o in seen]
+    assert env.last_guide_actions == expected  # the first h actions are the source's
+    # the learner starts where the guide stopped: replaying the guide's actions gives its obs
+    replay = envs.get_pair("cartpole-long-pole").make_target()
+    o, _ = replay.reset(seed=11)
+    for a in expected:
+        o, *_ = replay.step(a)
+    np.testing.assert_array_equal(obs, o)
+    assert env.take_guide_steps() == 5 and env.pending == 0
+
+
+def test_jsrl_run_counts_guide_steps_toward_t(tmp_path):
+    proc = cli(
+        "run",
+        *TINY,
+        "--methods",
+        "jsrl",
+        "--method-arg",
+        "jsrl.horizon=20",
+        "--out",
+        "exp",
+        "--source-cache",
+        "src",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "exp/cartpole-long-pole/ppo/jsrl/seed_0"
+    report = read_json(run / "transfer_report.json")
+    assert report["jsrl"]["horizon"] == 20 and report["jsrl"]["guide_steps"] > 0
+    info = read_json(run / "run.json")
+    assert info["target_steps"] >= 768 and info["method_knobs"] == {"horizon": 20.0, "anneal": 0.5}

@@ -315,6 +315,48 @@ class AgentAdapter:
             "target_capacity": dst.buffer_size * dst.n_envs,
         }
 
+    def install_reuse(
+        self, model: BaseAlgorithm, source: BaseAlgorithm, psi: float, decay: float, seed: int
+    ) -> tuple[dict[str, int], Callable[[np.ndarray], None]]:
+        """pi-reuse behaviour for an off-policy model: each step, with probability psi (per env,
+        multiplied by ``decay`` after every step, reset to ``psi`` at an episode's start) the
+        source's greedy action replaces the learner's, in the env and in the replay buffer.
+
+        Returns:
+            ``(stats, episode_done)``: ``stats["source_actions"]`` counts the source's actions;
+            call ``episode_done(dones)`` (bool array [n_envs]) after each step. Delete
+            ``model._sample_action`` afterwards to restore SB3's own (before saving the model).
+
+        Raises:
+            TransferError: the algorithm is not off-policy.
+        """
+        if not self.off_policy:
+            raise TransferError(f"{self.algo} is on-policy: pi-reuse needs off-policy learning")
+        original = model._sample_action
+        rng = np.random.default_rng(seed)
+        probs = np.full(model.n_envs, float(psi))
+        stats = {"source_actions": 0, "learner_actions": 0}
+        box = isinstance(model.action_space, gymnasium.spaces.Box)
+
+        def sample(learning_starts: int, action_noise: Any = None, n_envs: int = 1):  # noqa: ANN202
+            action, buffer_action = original(learning_starts, action_noise, n_envs)
+            use = rng.random(n_envs) < probs
+            if use.any():
+                src = np.asarray(self.act(source, model._last_obs))
+                action, buffer_action = np.array(action), np.array(buffer_action)
+                action[use] = src[use]
+                buffer_action[use] = model.policy.scale_action(src)[use] if box else src[use]
+            stats["source_actions"] += int(use.sum())
+            stats["learner_actions"] += int((~use).sum())
+            probs[:] *= decay
+            return action, buffer_action
+
+        def episode_done(dones: np.ndarray) -> None:
+            probs[np.asarray(dones, dtype=bool)] = psi
+
+        model._sample_action = sample
+        return stats, episode_done
+
     def relabel_rewards(
         self, model: BaseAlgorithm, n: int, reward_fn: Callable[..., np.ndarray]
     ) -> int:

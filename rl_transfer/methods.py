@@ -51,16 +51,19 @@ class TransferMethod:
     knobs: Mapping[str, Knob] = field(default_factory=dict)
     replay: bool = False
     jsrl: bool = False
+    reuse: bool = False
 
     @property
     def needs_source(self) -> bool:
-        return bool(self.parts) or self.shaping or self.replay or self.jsrl
+        return bool(self.parts) or self.shaping or self.replay or self.jsrl or self.reuse
 
     def missing_parts(self, adapter: Any) -> list[str]:
         """Parts this method needs that an adapter (class or instance) does not have."""
         missing = [p for p in dict.fromkeys(self.parts + self.freeze) if p not in adapter.parts]
         if self.replay and not adapter.off_policy:
             missing.append("replay buffer")
+        if self.reuse and not adapter.off_policy:
+            missing.append("off-policy learning")
         return missing
 
     def settings(self, given: Mapping[str, Any] | None = None) -> dict[str, float]:
@@ -122,6 +125,20 @@ METHODS: dict[str, TransferMethod] = {
             },
         ),
         TransferMethod(
+            "reuse",
+            (),
+            "pi-reuse exploration (Fernandez & Veloso 2006): with probability psi the source's "
+            "greedy action is taken instead of the learner's, psi *= decay after each step of "
+            "an episode; those steps count toward t and are stored like the learner's",
+            reuse=True,
+            knobs={
+                "psi": Knob(
+                    1.0, 0.0, 1.0, "probability of the source's action at an episode's first step"
+                ),
+                "decay": Knob(0.95, 0.0, 1.0, "factor on psi after each step"),
+            },
+        ),
+        TransferMethod(
             "replay",
             (),
             "the source's replay buffer seeds the target's (learning_starts 0)",
@@ -171,6 +188,7 @@ def get_method(name: str) -> TransferMethod:
         shaping=any(m.shaping for m in ms),
         replay=any(m.replay for m in ms),
         jsrl=any(m.jsrl for m in ms),
+        reuse=any(m.reuse for m in ms),
         knobs={k: v for m in ms for k, v in m.knobs.items()},
     )
 

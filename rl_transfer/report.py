@@ -439,7 +439,8 @@ def plot_forward_transfer(root: Path, summary: dict[str, Any]) -> Path | None:
     ax.set_xlabel("normalized forward transfer: IQM and 95% bootstrap interval (< 0: negative)")
     ax.set_title("forward transfer per method and pair")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     path = root / "forward_transfer.png"
     atomic_write(path, lambda p: fig.savefig(p, dpi=90))

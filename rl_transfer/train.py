@@ -94,6 +94,16 @@ class _ProgressCallback(BaseCallback):
         return True
 
 
+class _EpisodeEnds(BaseCallback):
+    def __init__(self, episode_done: Callable[[Any], None]) -> None:
+        super().__init__()
+        self.episode_done = episode_done
+
+    def _on_step(self) -> bool:
+        self.episode_done(self.locals["dones"])
+        return True
+
+
 def _is_done(folder: Path) -> bool:
     try:
         return read_json(folder / "run.json").get("status") == "done"
@@ -324,6 +334,11 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         callbacks.append(jsrl_cb)
     model = adapter.make_model(env_fn, job.hyperparams, job.seed, overrides)
     model.set_logger(configure(str(job.dir), ["tensorboard"]))
+    if method.reuse:
+        reuse_stats, episode_done = adapter.install_reuse(
+            model, source_model, knobs["psi"], knobs["decay"], job.seed
+        )
+        callbacks.append(_EpisodeEnds(episode_done))
     if method.parts:
         record = adapter.copy_parts(source_model, model, list(method.parts))
         transfer.update(record.to_dict())
@@ -353,6 +368,14 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         reset_num_timesteps=True,
     )
     steps = int(model.num_timesteps)
+    if method.reuse:
+        del model._sample_action  # the behaviour override goes; the saved model is plain SB3
+        transfer["reuse"] = {
+            "psi": knobs["psi"],
+            "decay": knobs["decay"],
+            **reuse_stats,
+            "counting": "the source's actions are target env steps and count toward t",
+        }
     if method.jsrl:
         transfer["jsrl"] = {
             "horizon": int(knobs["horizon"]),

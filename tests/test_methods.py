@@ -215,3 +215,57 @@ def test_jsrl_run_counts_guide_steps_toward_t(tmp_path):
     assert report["jsrl"]["horizon"] == 20 and report["jsrl"]["guide_steps"] > 0
     info = read_json(run / "run.json")
     assert info["target_steps"] >= 768 and info["method_knobs"] == {"horizon": 20.0, "anneal": 0.5}
+
+
+def test_reuse_with_psi_1_takes_the_source_action_every_step(tmp_path):
+    adapter, source = _dqn("cartpole-long-pole", 0, steps=300)
+    _, target = _dqn("cartpole-long-pole", 1)
+    stats, episode_done = adapter.install_reuse(target, source, psi=1.0, decay=1.0, seed=0)
+    target.learn(200)
+    buf = target.replay_buffer
+    greedy = adapter.act(source, buf.observations[:200, 0])
+    np.testing.assert_array_equal(buf.actions[:200, 0, 0], greedy)  # stored = executed = source's
+    assert stats == {"source_actions": 200, "learner_actions": 0}
+
+
+def test_reuse_probability_decays_within_an_episode_and_resets(tmp_path):
+    adapter, source = _dqn("cartpole-long-pole", 0, steps=100)
+    _, target = _dqn("cartpole-long-pole", 1)
+    stats, episode_done = adapter.install_reuse(target, source, psi=1.0, decay=0.0, seed=0)
+    target._last_obs = target.env.reset()
+    target._sample_action(0, None, 1)  # psi = 1: the source's action
+    target._sample_action(0, None, 1)  # psi = 0 after one step: the learner's
+    episode_done(np.array([True]))
+    target._sample_action(0, None, 1)  # a new episode: psi = 1 again
+    assert stats == {"source_actions": 2, "learner_actions": 1}
+
+
+def test_reuse_run_records_its_actions(tmp_path):
+    proc = cli(
+        "run",
+        "--algo",
+        "dqn",
+        "--methods",
+        "reuse",
+        "--seeds",
+        "1",
+        "--source-steps",
+        "300",
+        "--target-steps",
+        "300",
+        "--eval-every",
+        "150",
+        "--eval-episodes",
+        "1",
+        "--quiet",
+        "--out",
+        "exp",
+        "--source-cache",
+        "src",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = read_json(tmp_path / "exp/cartpole-long-pole/dqn/reuse/seed_0/transfer_report.json")
+    r = report["reuse"]
+    assert r["psi"] == 1.0 and r["decay"] == 0.95
+    assert r["source_actions"] + r["learner_actions"] >= 300 and r["source_actions"] > 0

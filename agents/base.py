@@ -161,6 +161,10 @@ class AgentAdapter:
         return actions
 
     # -- transferable parts ---------------------------------------------------------------------
+    def describe_part(self, part: str) -> str:
+        """What a part is, for docs: its ``state_dict`` key prefixes."""
+        return ", ".join(f"`{p.rstrip('.')}`" for p in self.parts[part])
+
     def part_keys(self, model: BaseAlgorithm, part: str) -> list[str]:
         """``policy.state_dict()`` keys that make up ``part``.
 

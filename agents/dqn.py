@@ -32,6 +32,11 @@ class DQNAdapter(AgentAdapter):
     target_sync = (("q_net.", "q_net_target."),)
     part_notes = {"policy": _SAME, "value": _SAME}
 
+    def describe_part(self, part: str) -> str:
+        if part == "trunk":
+            return "`q_net` hidden layers (all but the output layer)"
+        return super().describe_part(part)
+
     def part_keys(self, model: BaseAlgorithm, part: str) -> list[str]:
         """``trunk`` is every layer of ``q_net`` but the last (the output head)."""
         keys = super().part_keys(model, part)

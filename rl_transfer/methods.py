@@ -243,10 +243,7 @@ def support_matrix() -> str:
                 )
                 or "-"
             )
-            frozen_prefixes = [p for part in m.freeze for p in adapter.parts[part]]
-            frozen = ", ".join(f"`{p.rstrip('.')}`" for p in dict.fromkeys(frozen_prefixes))
-            if m.freeze and algo == "dqn":
-                frozen = "`q_net` hidden layers (all but the output layer)"
+            frozen = ", ".join(adapter.describe_part(part) for part in m.freeze)
             notes = (
                 "; ".join(
                     dict.fromkeys(adapter.part_notes[p] for p in m.parts if p in adapter.part_notes)

@@ -86,6 +86,12 @@ def normalize(f: np.ndarray, r_min: float, r_max: float, clip: bool = False) -> 
     return np.clip(g, 0.0, 1.0) if clip else g
 
 
+def normalized_area(t: np.ndarray, f: np.ndarray, r_min: float, r_max: float) -> float:
+    """A = mean over [0, t[-1]] of the normalized curve clipped to [0, 1] (Continual World's
+    AUC~; the score of forward transfer and of probability of improvement)."""
+    return auc(t, normalize(f, r_min, r_max, clip=True)) / float(t[-1])
+
+
 def shifted(transfer: Curve, scratch: Curve, shift: float, grid: np.ndarray) -> np.ndarray:
     """The transfer curve as seen in total-time accounting, sampled at ``grid``: held at
     scratch's f_B(0) for t < shift, then f_T(t - shift)."""
@@ -150,8 +156,8 @@ def seed_metrics(
             if auc_nb > 0
             else Value(None, "scratch's normalized area is not positive")
         )
-        a_t = auc(grid, normalize(ft, r_min, r_max, clip=True)) / t_max
-        a_b = auc(grid, normalize(fb, r_min, r_max, clip=True)) / t_max
+        a_t = normalized_area(grid, ft, r_min, r_max)
+        a_b = normalized_area(grid, fb, r_min, r_max)
         values["forward_transfer"] = (
             Value((a_t - a_b) / (1.0 - a_b))
             if a_b < 1.0

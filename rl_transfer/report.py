@@ -24,6 +24,7 @@ from rl_transfer.metrics import (
     METRIC_NAMES,
     Curve,
     curve_from_evaluations,
+    normalized_area,
     seed_metrics,
 )
 from rl_transfer.stats import aggregate, probability_of_improvement, verdict
@@ -98,9 +99,14 @@ def fmt_cell(entry: dict[str, Any], n: int) -> str:
     return cell
 
 
-def summarize(root: Path) -> dict[str, Any]:
-    """Compute summary.json's content for the experiment at ``root`` (nothing is written)."""
-    spec, runs = load_experiment(root)
+Loaded = tuple[dict[str, Any], list[RunData]]
+"""What :func:`load_experiment` returns: the resolved spec and every run folder's data."""
+
+
+def summarize(root: Path, loaded: Loaded | None = None) -> dict[str, Any]:
+    """Compute summary.json's content for the experiment at ``root`` (nothing is written);
+    ``loaded`` saves reading the folder again."""
+    spec, runs = loaded or load_experiment(root)
     pairs = spec["pairs"]
     by_key: dict[tuple[str, str, str], dict[int, RunData]] = defaultdict(dict)
     for run in runs:
@@ -142,8 +148,8 @@ def summarize(root: Path) -> dict[str, Any]:
                 )
             )
             grid = base.curve.t
-            pi_t.append(_norm_area(run.curve.at(grid), grid, pair))
-            pi_b.append(_norm_area(base.curve.f, grid, pair))
+            pi_t.append(normalized_area(grid, run.curve.at(grid), pair["r_min"], pair["r_max"]))
+            pi_b.append(normalized_area(grid, base.curve.f, pair["r_min"], pair["r_max"]))
         metrics = {}
         for key, _, _ in metric_keys():
             vals = [m[key].value for m in per_seed]
@@ -187,11 +193,6 @@ def summarize(root: Path) -> dict[str, Any]:
 
 def _ci(entry: dict[str, Any]) -> tuple[float, float] | None:
     return tuple(entry["ci"]) if entry["ci"] is not None else None  # type: ignore[return-value]
-
-
-def _norm_area(f: np.ndarray, grid: np.ndarray, pair: dict[str, Any]) -> float:
-    g = np.clip((f - pair["r_min"]) / (pair["r_max"] - pair["r_min"]), 0, 1)
-    return float(np.trapezoid(g, grid) / grid[-1])
 
 
 def metrics_csv(summary: dict[str, Any]) -> str:
@@ -328,7 +329,7 @@ def report_md(summary: dict[str, Any], spec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_curves(root: Path, summary: dict[str, Any]) -> list[Path]:
+def plot_curves(root: Path, summary: dict[str, Any], loaded: Loaded | None = None) -> list[Path]:
     """One PNG per (pair, algo): IQM curve with a 95% bootstrap band per method vs scratch, in
     target-only (top) and total-time (bottom) x-axes."""
     import matplotlib
@@ -336,7 +337,7 @@ def plot_curves(root: Path, summary: dict[str, Any]) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    spec, runs = load_experiment(root)
+    spec, runs = loaded or load_experiment(root)
     curves: dict[tuple[str, str, str], list[Curve]] = defaultdict(list)
     src_steps: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for run in runs:
@@ -448,19 +449,23 @@ def plot_forward_transfer(root: Path, summary: dict[str, Any]) -> Path | None:
     return path
 
 
-def run_scores(root: Path) -> dict[str, list[float]]:
+def run_scores(root: Path, loaded: Loaded | None = None) -> dict[str, list[float]]:
     """Per method, every finished run's normalized area A (mean of its clipped normalized curve
     over its budget), pooled over pairs and seeds."""
-    spec, runs = load_experiment(root)
+    spec, runs = loaded or load_experiment(root)
     scores: dict[str, list[float]] = defaultdict(list)
     for run in runs:
         if run.curve is not None:
             pair = spec["pairs"][run.info["pair"]]
-            scores[run.info["method"]].append(_norm_area(run.curve.f, run.curve.t, pair))
+            scores[run.info["method"]].append(
+                normalized_area(run.curve.t, run.curve.f, pair["r_min"], pair["r_max"])
+            )
     return dict(scores)
 
 
-def plot_performance_profile(root: Path, summary: dict[str, Any]) -> Path | None:
+def plot_performance_profile(
+    root: Path, summary: dict[str, Any], loaded: Loaded | None = None
+) -> Path | None:
     """Performance profile (Agarwal et al. 2021): per method, the fraction of runs whose
     normalized area exceeds tau, for tau in [0, 1]; written when the experiment has several
     pairs, as performance_profile.png."""
@@ -473,7 +478,7 @@ def plot_performance_profile(root: Path, summary: dict[str, Any]) -> Path | None
 
     taus = np.linspace(0.0, 1.0, 101)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method, values in sorted(run_scores(root).items()):
+    for method, values in sorted(run_scores(root, loaded).items()):
         v = np.asarray(values)
         ax.plot(taus, [(v > tau).mean() for tau in taus], label=f"{method} (n={len(v)})")
     ax.set_xlabel("normalized area tau")
@@ -490,10 +495,10 @@ def plot_performance_profile(root: Path, summary: dict[str, Any]) -> Path | None
 
 def _band(ax, t: np.ndarray, ys: list[np.ndarray], label: str, color: str) -> None:  # noqa: ANN001
     y = np.stack(ys)
-    centre = np.array([aggregate(list(col)).iqm for col in y.T])
-    cis = [aggregate(list(col)).ci for col in y.T]
-    lo = np.array([c[0] if c else m for c, m in zip(cis, centre)])
-    hi = np.array([c[1] if c else m for c, m in zip(cis, centre)])
+    aggs = [aggregate(list(col)) for col in y.T]  # one bootstrap per evaluation step
+    centre = np.array([a.iqm for a in aggs])
+    lo = np.array([a.ci[0] if a.ci else a.iqm for a in aggs])
+    hi = np.array([a.ci[1] if a.ci else a.iqm for a in aggs])
     ax.plot(t, centre, color=color, label=f"{label} (n={len(ys)})")
     ax.fill_between(t, lo, hi, color=color, alpha=0.2)
 
@@ -507,12 +512,14 @@ FINAL_METRICS = (
 )
 
 
-def write_tensorboard_views(root: Path, summary: dict[str, Any]) -> None:
+def write_tensorboard_views(
+    root: Path, summary: dict[str, Any], loaded: Loaded | None = None
+) -> None:
     """Per-run hparams and comparison curves, and the custom-scalars layout (see
     :mod:`rl_transfer.tensorboard`)."""
     from rl_transfer.tensorboard import write_layout, write_run_views
 
-    _, runs = load_experiment(root)
+    _, runs = loaded or load_experiment(root)
     per_seed: dict[tuple[str, str, str, int], dict[str, float | None]] = {}
     for r in summary["results"]:
         for i, seed in enumerate(r["seeds"]):
@@ -545,15 +552,16 @@ def write_reports(root: Path) -> dict[str, Any]:
     Raises:
         SpecError: ``root`` is not an experiment folder.
     """
-    spec, _ = load_experiment(root)
-    summary = summarize(root)
+    loaded = load_experiment(root)  # read once, used by every writer below
+    spec = loaded[0]
+    summary = summarize(root, loaded)
     write_json(root / "summary.json", summary)
     write_text(root / "metrics.csv", metrics_csv(summary))
-    plot_curves(root, summary)
+    plot_curves(root, summary, loaded)
     plot_forward_transfer(root, summary)
-    plot_performance_profile(root, summary)
+    plot_performance_profile(root, summary, loaded)
     write_text(root / "report.md", report_md(summary, spec))
-    write_tensorboard_views(root, summary)
+    write_tensorboard_views(root, summary, loaded)
     return summary
 
 

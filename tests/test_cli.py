@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 from conftest import TINY, cli, read_json
 
 from rl_transfer.evaluation import Evaluator
@@ -55,7 +56,20 @@ def test_summary_agrees_with_evaluations_csv_and_report(tiny_experiment):
         assert r["seeds"] == [0, 1]
         assert r["verdict"] in {"positive", "negative", "inconclusive"}
         assert r["verdict_total_time"] in {"positive", "negative", "inconclusive"}
-        assert 0.0 <= r["probability_of_improvement"] <= 1.0
+        # P(transfer > scratch) by hand: each seed's normalized area, pairs compared, ties 1/2
+        pair = yaml.safe_load((root / "experiment.yaml").read_text())["pairs"][r["pair"]]
+
+        def area(path, pair=pair):
+            with np.load(path) as ev:
+                t, f = ev["timesteps"].astype(float), ev["results"].mean(axis=1)
+            g = np.clip((f - pair["r_min"]) / (pair["r_max"] - pair["r_min"]), 0, 1)
+            return float(np.trapezoid(g, t) / t[-1])
+
+        runs_dir = root / r["pair"] / r["algo"]
+        xs = [area(runs_dir / r["method"] / f"seed_{s}" / "evaluations.npz") for s in r["seeds"]]
+        ys = [area(runs_dir / "scratch" / f"seed_{s}" / "evaluations.npz") for s in r["seeds"]]
+        wins = sum((x > y) + 0.5 * (x == y) for x in xs for y in ys)
+        assert r["probability_of_improvement"] == pytest.approx(wins / (len(xs) * len(ys)))
         for key in (
             "jumpstart",
             "asymptotic_gain",

@@ -87,6 +87,7 @@ class AgentAdapter:
         target_sync: (online prefix, target prefix) pairs set equal after a transfer that moves
             the online network (pitfall 10).
         off_policy: whether the algorithm learns from a replay buffer.
+        kickstart: whether :meth:`install_kickstart` is available (on-policy actor-critics).
     """
 
     algo: ClassVar[str]
@@ -94,6 +95,7 @@ class AgentAdapter:
     parts: ClassVar[Mapping[str, tuple[str, ...]]]
     target_sync: ClassVar[tuple[tuple[str, str], ...]] = ()
     off_policy: ClassVar[bool] = False
+    kickstart: ClassVar[bool] = False
     part_notes: ClassVar[Mapping[str, str]] = {}
 
     # -- hyperparameters ----------------------------------------------------------------------
@@ -360,6 +362,18 @@ class AgentAdapter:
 
         model._sample_action = sample
         return stats, episode_done
+
+    def install_kickstart(
+        self, model: BaseAlgorithm, source: BaseAlgorithm, weight: float, weight_anneal: float
+    ) -> Any:
+        """Add kickstarting's auxiliary loss toward ``source``'s policy (Schmitt et al. 2018).
+
+        Raises:
+            TransferError: the algorithm has no on-policy actor-critic loss to add it to.
+        """
+        raise TransferError(
+            f"{self.algo} has no on-policy actor-critic loss: kickstarting needs ppo or a2c"
+        )
 
     def relabel_rewards(
         self, model: BaseAlgorithm, n: int, reward_fn: Callable[..., np.ndarray]

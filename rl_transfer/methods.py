@@ -7,7 +7,10 @@ Methods combine with ``+`` (``policy+shaping``).
 
 References: Taylor & Stone 2009 (JMLR 10) for policy / value-function transfer; fine-tuning moves
 all weights; ``feature`` reuses a frozen representation (Yosinski et al. 2014); ``shaping`` is
-potential-based reward shaping (Ng, Harada & Russell 1999) with the source's value as potential.
+potential-based reward shaping (Ng, Harada & Russell 1999) with the source's value as potential;
+``kickstart`` distils the source's policy into the learner through an annealed auxiliary loss
+(Schmitt et al. 2018); ``jsrl`` is jump-start RL (Uchendu et al. 2023); ``reuse`` is pi-reuse
+(Fernandez & Veloso 2006); ``replay`` seeds the learner's replay buffer with the source's.
 """
 
 from __future__ import annotations
@@ -52,10 +55,13 @@ class TransferMethod:
     replay: bool = False
     jsrl: bool = False
     reuse: bool = False
+    kickstart: bool = False
 
     @property
     def needs_source(self) -> bool:
-        return bool(self.parts) or self.shaping or self.replay or self.jsrl or self.reuse
+        return bool(self.parts) or any(
+            (self.shaping, self.replay, self.jsrl, self.reuse, self.kickstart)
+        )
 
     def missing_parts(self, adapter: Any) -> list[str]:
         """Parts this method needs that an adapter (class or instance) does not have."""
@@ -64,6 +70,8 @@ class TransferMethod:
             missing.append("replay buffer")
         if self.reuse and not adapter.off_policy:
             missing.append("off-policy learning")
+        if self.kickstart and not adapter.kickstart:
+            missing.append("on-policy actor-critic loss")
         return missing
 
     def settings(self, given: Mapping[str, Any] | None = None) -> dict[str, float]:
@@ -139,6 +147,19 @@ METHODS: dict[str, TransferMethod] = {
             },
         ),
         TransferMethod(
+            "kickstart",
+            (),
+            "kickstarting (Schmitt et al. 2018): the loss gains lambda_t * KL(pi_source || "
+            "pi_target) over each minibatch's states, lambda_t annealed to 0; fresh weights",
+            kickstart=True,
+            knobs={
+                "weight": Knob(1.0, 0.0, 100.0, "lambda at t = 0"),
+                "weight_anneal": Knob(
+                    0.5, 0.01, 1.0, "share of the budget over which lambda falls to 0"
+                ),
+            },
+        ),
+        TransferMethod(
             "replay",
             (),
             "the source's replay buffer seeds the target's (learning_starts 0)",
@@ -189,6 +210,7 @@ def get_method(name: str) -> TransferMethod:
         replay=any(m.replay for m in ms),
         jsrl=any(m.jsrl for m in ms),
         reuse=any(m.reuse for m in ms),
+        kickstart=any(m.kickstart for m in ms),
         knobs={k: v for m in ms for k, v in m.knobs.items()},
     )
 

@@ -19,7 +19,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 
-from agents import get_adapter
+from agents import TransferError, get_adapter
 from envs import EnvPair
 from rl_transfer.evaluation import EvalLog, Evaluator, PeriodicEvalCallback, record_eval, tb_writer
 from rl_transfer.io import atomic_write, read_json, write_json
@@ -134,8 +134,6 @@ def _seed_replay(
     assert job.source is not None
     path = job.source.dir / REPLAY_FILE
     if not path.is_file():
-        from agents import TransferError
-
         raise TransferError(
             f"source {job.source.dir} has no replay buffer (imported models bring none)"
         )
@@ -144,8 +142,6 @@ def _seed_replay(
     if knobs["relabel"]:
         reward_fn = job.pair.target.env_family.reward_fn
         if reward_fn is None:
-            from agents import TransferError
-
             raise TransferError(
                 f"replay.relabel: family {job.pair.target.family!r} has no "
                 "reward function to relabel with"
@@ -339,6 +335,10 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
             model, source_model, knobs["psi"], knobs["decay"], job.seed
         )
         callbacks.append(_EpisodeEnds(episode_done))
+    if method.kickstart:
+        kickstart = adapter.install_kickstart(
+            model, source_model, knobs["weight"], knobs["weight_anneal"]
+        )
     if method.parts:
         record = adapter.copy_parts(source_model, model, list(method.parts))
         transfer.update(record.to_dict())
@@ -347,7 +347,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
             transfer["frozen"] = adapter.freeze(model, keys)
     if method.replay:
         transfer["replay"] = _seed_replay(job, adapter, model, knobs)
-    del source_model
+    del source_model  # the methods that need it during training (teacher, guide) hold it
     writer = tb_writer(model)
     if writer is not None:
         copied = len(transfer.get("copied", []))
@@ -376,6 +376,15 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
             **reuse_stats,
             "counting": "the source's actions are target env steps and count toward t",
         }
+    if method.kickstart:
+        kickstart.remove()  # the saved model is plain SB3
+        transfer["kickstart"] = kickstart.stats()
+        if not kickstart.updates:
+            raise TransferError(
+                "kickstart: no gradient step carried the kickstarting loss (the weight was 0 "
+                "or the budget is shorter than one rollout); raise kickstart.weight or "
+                "--target-steps"
+            )
     if method.jsrl:
         transfer["jsrl"] = {
             "horizon": int(knobs["horizon"]),

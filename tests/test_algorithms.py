@@ -81,7 +81,8 @@ def test_every_supported_cell_runs_through_the_cli(tmp_path, algo, pair):
         run = tmp_path / "exp" / pair / algo / method / "seed_0"
         assert read_json(run / "run.json")["status"] == "done"
         report = read_json(run / "transfer_report.json")
-        assert any(report.get(k) for k in ("copied", "shaping", "replay", "jsrl", "reuse"))
+        moved = ("copied", "shaping", "replay", "jsrl", "reuse", "kickstart")
+        assert any(report.get(k) for k in moved)
 
 
 def test_unsupported_method_is_refused_before_anything_runs(tmp_path):

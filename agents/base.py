@@ -8,6 +8,7 @@ An adapter builds the SB3 model with the algorithm's default hyperparameters for
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,12 @@ def _same(a: Any, b: Any) -> bool:
             and np.array_equal(a.high, b.high)
         )
     return a == b
+
+
+def _attr(obj: Any, dotted: str) -> Any:
+    for name in dotted.split("."):
+        obj = getattr(obj, name)
+    return obj
 
 
 def _action_noise(kind: str, std: float, space: gymnasium.spaces.Space):  # noqa: ANN202
@@ -127,6 +134,12 @@ class AgentAdapter:
         n_envs = int(hp.pop("n_envs", 1))
         policy = hp.pop("policy", "MlpPolicy")
         hp.pop("n_timesteps", None)
+        if hp.pop("normalize", False):
+            raise TransferError(
+                f"{self.algo} hyperparameters ask for VecNormalize (normalize: true); "
+                "rl_transfer's agents see raw observations so that transferred weights meet the "
+                "inputs they were trained on: remove `normalize` from the hyperparameters"
+            )
         for key, value in list(hp.items()):
             if isinstance(value, str) and value.startswith("lin_"):
                 hp[key] = _linear(float(value[4:]))
@@ -232,6 +245,49 @@ class AgentAdapter:
             if key not in moved:
                 record.reinitialised.append({"name": key, "shape": list(value.shape)})
         return record
+
+    def copy_optimizer_state(
+        self, source: BaseAlgorithm, target: BaseAlgorithm
+    ) -> list[dict[str, Any]]:
+        """Load the source's optimizer states (Adam moments and step counts) into the target's
+        optimizers, for every optimizer whose parameters all belong to the policy (the tensors
+        a ``finetune`` copies); others (SAC's entropy-coefficient optimizer) are skipped.
+        Learning rates stay the target's: SB3 sets them from its schedule at every update.
+
+        Returns:
+            One ``{"name", "carried", ...}`` per optimizer of the model, for the report.
+
+        Raises:
+            TransferError: an optimizer's parameter shapes differ between the two models.
+        """
+        names = [n for n in target._get_torch_save_params()[0] if n != "policy"]
+        policy_params = {id(p) for p in target.policy.parameters()}
+        out: list[dict[str, Any]] = []
+        for name in names:
+            dst, src = _attr(target, name), _attr(source, name)
+            params = [p for g in dst.param_groups for p in g["params"]]
+            if not all(id(p) in policy_params for p in params):
+                out.append(
+                    {"name": name, "carried": False, "why": "optimizes tensors outside the policy"}
+                )
+                continue
+            src_shapes = [list(p.shape) for g in src.param_groups for p in g["params"]]
+            if src_shapes != [list(p.shape) for p in params]:
+                raise TransferError(
+                    f"{name}: the source's parameter shapes {src_shapes} differ from the "
+                    f"target's {[list(p.shape) for p in params]}"
+                )
+            dst.load_state_dict(src.state_dict())
+            steps = [float(st["step"]) for st in dst.state.values() if "step" in st]
+            out.append(
+                {
+                    "name": name,
+                    "carried": True,
+                    "tensors_with_state": len(dst.state),
+                    "step": max(steps) if steps else 0,
+                }
+            )
+        return out
 
     def freeze(self, model: BaseAlgorithm, keys: list[str]) -> list[dict[str, Any]]:
         """Stop gradient updates of the named parameters (``requires_grad`` off: the optimizer
@@ -390,6 +446,18 @@ class AgentAdapter:
             terminated.astype(bool),
         )
         return n * buf.n_envs
+
+    def describe_start(self, hyperparams: Mapping[str, Any]) -> str:
+        """Warm-up and exploration of a run with these (raw) hyperparameters, in words."""
+        if not self.off_policy:
+            return "no warm-up (on-policy)"
+        return f"`learning_starts` = {self._param(hyperparams, 'learning_starts')}"
+
+    def _param(self, hyperparams: Mapping[str, Any], name: str) -> Any:
+        """``hyperparams[name]``, or the SB3 class's default."""
+        if name in hyperparams:
+            return hyperparams[name]
+        return inspect.signature(self.algo_class.__init__).parameters[name].default
 
     def transfer_overrides(self, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
         """Hyperparameter overrides for an arm that starts from transferred weights.

@@ -51,6 +51,17 @@ class DQNAdapter(AgentAdapter):
             q = model.q_net(model.policy.obs_to_tensor(obs)[0])
         return q.max(dim=1).values.numpy()
 
+    def describe_start(self, hyperparams: Mapping[str, Any]) -> str:
+        start = self._param(hyperparams, "exploration_initial_eps")
+        final = self._param(hyperparams, "exploration_final_eps")
+        fraction = self._param(hyperparams, "exploration_fraction")
+        if start == final:
+            return f"{super().describe_start(hyperparams)}; epsilon {final:g} throughout"
+        return (
+            f"{super().describe_start(hyperparams)}; epsilon {start:g} -> {final:g} over "
+            f"the first {fraction:g} of the budget"
+        )
+
     def transfer_overrides(self, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
         final = float(hyperparams.get("exploration_final_eps", 0.05))
         return {"exploration_initial_eps": final}

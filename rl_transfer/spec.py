@@ -141,6 +141,13 @@ class ExperimentSpec:
         path = Path(self.source_model)  # type: ignore[arg-type]
         if not path.is_file():
             raise SpecError(f"--source-model {path} does not exist")
+        for stats in (path.parent / "vecnormalize.pkl", path.with_suffix("") / "vecnormalize.pkl"):
+            if stats.is_file():  # rl-baselines3-zoo keeps them beside or under the model
+                raise SpecError(
+                    f"--source-model {path} was trained with VecNormalize ({stats}): its "
+                    "weights expect normalized observations and rl_transfer's agents see raw "
+                    "ones; use a model trained without normalization (zoo: normalize: false)"
+                )
         for algo in self.algos:
             adapter = get_adapter(algo)
             try:

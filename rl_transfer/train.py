@@ -279,9 +279,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     adapter = get_adapter(job.algo)
     method = get_method(job.method)
     knobs = method_settings(job.method, job.extra.get("method_args"))
-    overrides = adapter.transfer_overrides(job.hyperparams) if method.parts else {}
-    if method.replay:
-        overrides["learning_starts"] = 0  # the buffer already holds the source's transitions
+    overrides = method.start_overrides(adapter, job.hyperparams)
     transfer: dict[str, Any] = {
         "method": method.name,
         "doc": method.doc,
@@ -289,7 +287,8 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         "frozen_parts": list(method.freeze),
         "knobs": knobs,
         "hyperparameter_overrides": overrides,
-        "optimizer_state": "fresh (not transferred)",
+        "optimizer_state": "fresh (not transferred; finetune.optimizer=1 carries it)",
+        "normalization": "none: no VecNormalize, observations and rewards reach the networks raw",
     }
     source_model = None
     source_steps = 0
@@ -342,6 +341,8 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     if method.parts:
         record = adapter.copy_parts(source_model, model, list(method.parts))
         transfer.update(record.to_dict())
+        if knobs.get("optimizer"):
+            transfer["optimizer_state"] = adapter.copy_optimizer_state(source_model, model)
         if method.freeze:
             keys = [k for part in method.freeze for k in adapter.part_keys(model, part)]
             transfer["frozen"] = adapter.freeze(model, keys)

@@ -88,3 +88,46 @@ def test_unknown_part_is_refused():
     m = _small(ppo, 0)
     with pytest.raises(TransferError, match="no part 'replay'"):
         ppo.copy_parts(m, m, ["replay"])
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn", "sac"])
+def test_optimizer_state_is_fresh_unless_carried(algo):
+    """Pitfall: optimizer state is not carried over unless asked; asked, it is equal by value."""
+    adapter = get_adapter(algo)
+    pair = PAIR if algo != "sac" else get_pair("pendulum-heavy")
+    family = pair.target.family
+    hp = {**adapter.hyperparams(family), "policy_kwargs": {"net_arch": [16]}}
+    if adapter.off_policy:
+        hp.update(learning_starts=20, train_freq=1, gradient_steps=1)
+    source = adapter.make_model(pair.make_source, hp, 0)
+    source.learn(300)
+    target = adapter.make_model(pair.make_target, hp, 1)
+    adapter.copy_parts(source, target, ["policy", "value"])
+    names = [n for n in target._get_torch_save_params()[0] if n != "policy"]
+    optimizers = {n: _optimizer(target, n) for n in names}
+    assert all(len(opt.state) == 0 for opt in optimizers.values())  # fresh after a transfer
+    report = adapter.copy_optimizer_state(source, target)
+    for entry in report:
+        dst, src = optimizers[entry["name"]], _optimizer(source, entry["name"])
+        if not entry["carried"]:  # SAC's entropy coefficient is not a policy tensor
+            assert entry["name"] == "ent_coef_optimizer" and len(dst.state) == 0
+            continue
+        assert entry["step"] > 0 and entry["tensors_with_state"] == len(src.state) > 0
+        for d, s in zip(dst.state_dict()["state"].values(), src.state_dict()["state"].values()):
+            for key in ("exp_avg", "exp_avg_sq", "square_avg"):
+                if key in s:
+                    assert torch.equal(d[key], s[key])
+    assert any(e["carried"] for e in report)
+
+
+def _optimizer(model, dotted):
+    obj = model
+    for name in dotted.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def test_vecnormalize_hyperparameters_are_refused():
+    adapter = get_adapter("ppo")
+    with pytest.raises(TransferError, match="VecNormalize"):
+        _small(adapter, 0, normalize=True)

@@ -70,6 +70,8 @@ def test_every_supported_cell_runs_through_the_cli(tmp_path, algo, pair):
         "--workers",
         "2",
         "--quiet",
+        "--method-arg",
+        "finetune.optimizer=1",
         "--out",
         "exp",
         "--source-cache",
@@ -77,6 +79,8 @@ def test_every_supported_cell_runs_through_the_cli(tmp_path, algo, pair):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
+    optimizers = read_json(tmp_path / f"exp/{pair}/{algo}/finetune/seed_0/transfer_report.json")
+    assert any(o["carried"] for o in optimizers["optimizer_state"])
     for method in supported:
         run = tmp_path / "exp" / pair / algo / method / "seed_0"
         assert read_json(run / "run.json")["status"] == "done"

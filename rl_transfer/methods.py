@@ -31,6 +31,9 @@ class Knob:
     low: float
     high: float
     doc: str
+    inert: float | None = None
+    """A value at which the method would transfer nothing (refused: a transfer that moves
+    nothing is an error, never a success)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,13 @@ class TransferMethod:
                 raise SpecError(
                     f"{self.name}.{key} = {number:g} is outside [{knob.low:g}, {knob.high:g}]"
                 )
+            if knob.inert is not None and number == knob.inert:
+                raise SpecError(
+                    f"{self.name}.{key} = {number:g} would transfer nothing; use a value in "
+                    f"({knob.low:g}, {knob.high:g}]"
+                    if knob.inert == knob.low
+                    else f"{self.name}.{key} = {number:g} would transfer nothing"
+                )
             out[key] = number
         return out
 
@@ -140,7 +150,7 @@ METHODS: dict[str, TransferMethod] = {
             "reward + scale * (gamma * V_src(s') - V_src(s)), V_src(terminal) = 0, on "
             "the training envs (evaluation is unshaped)",
             shaping=True,
-            knobs={"scale": Knob(1.0, 0.0, 100.0, "factor on the shaping term")},
+            knobs={"scale": Knob(1.0, 0.0, 100.0, "factor on the shaping term", inert=0.0)},
         ),
         TransferMethod(
             "jsrl",
@@ -149,7 +159,9 @@ METHODS: dict[str, TransferMethod] = {
             "training episode, h annealed from H to 0; its steps count toward t",
             jsrl=True,
             knobs={
-                "horizon": Knob(100.0, 0.0, 10_000.0, "H, the guide's steps per episode at t = 0"),
+                "horizon": Knob(
+                    100.0, 0.0, 10_000.0, "H, the guide's steps per episode at t = 0", inert=0.0
+                ),
                 "anneal": Knob(0.5, 0.01, 1.0, "share of the budget over which h falls to 0"),
             },
         ),
@@ -162,7 +174,11 @@ METHODS: dict[str, TransferMethod] = {
             reuse=True,
             knobs={
                 "psi": Knob(
-                    1.0, 0.0, 1.0, "probability of the source's action at an episode's first step"
+                    1.0,
+                    0.0,
+                    1.0,
+                    "probability of the source's action at an episode's first step",
+                    inert=0.0,
                 ),
                 "decay": Knob(0.95, 0.0, 1.0, "factor on psi after each step"),
             },
@@ -174,7 +190,7 @@ METHODS: dict[str, TransferMethod] = {
             "pi_target) over each minibatch's states, lambda_t annealed to 0; fresh weights",
             kickstart=True,
             knobs={
-                "weight": Knob(1.0, 0.0, 100.0, "lambda at t = 0"),
+                "weight": Knob(1.0, 0.0, 100.0, "lambda at t = 0", inert=0.0),
                 "weight_anneal": Knob(
                     0.5, 0.01, 1.0, "share of the budget over which lambda falls to 0"
                 ),
@@ -187,7 +203,11 @@ METHODS: dict[str, TransferMethod] = {
             replay=True,
             knobs={
                 "fraction": Knob(
-                    1.0, 0.0, 1.0, "share of the source's transitions loaded (the most recent)"
+                    1.0,
+                    0.0,
+                    1.0,
+                    "share of the source's transitions loaded (the most recent)",
+                    inert=0.0,
                 ),
                 "relabel": Knob(
                     0.0,

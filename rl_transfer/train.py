@@ -393,6 +393,12 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
             "guide_steps": jsrl_cb.guide_steps,
             "counting": "guide steps are target env steps and count toward t",
         }
+    for used, what in (
+        (not method.jsrl or transfer["jsrl"]["guide_steps"], "jsrl: the guide took no step"),
+        (not method.reuse or transfer["reuse"]["source_actions"], "reuse: no source action"),
+    ):
+        if not used:  # a transfer that moved nothing is an error, never a success
+            raise TransferError(f"{what} in {steps} steps; raise its knobs or --target-steps")
     if log.timesteps[-1] != steps:
         record_eval(model, log, evaluator, steps)
     eval_seconds = evaluator.seconds

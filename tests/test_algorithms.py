@@ -128,6 +128,14 @@ def test_unsupported_method_is_refused_before_anything_runs(tmp_path):
             "shaping.scale = -1 is outside [0, 100]",
         ),
         (["--methods", "shaping", "--method-arg", "shaping"], "expected METHOD.KNOB=VALUE"),
+        (
+            ["--methods", "kickstart", "--method-arg", "kickstart.weight=0"],
+            "kickstart.weight = 0 would transfer nothing; use a value in (0, 100]",
+        ),
+        (
+            ["--algo", "dqn", "--methods", "replay", "--method-arg", "replay.fraction=0"],
+            "replay.fraction = 0 would transfer nothing; use a value in (0, 1]",
+        ),
         (["--methods", "policy+scratch"], "not scratch"),
         (["--methods", "policy+polcy"], "unknown method 'polcy'"),
     ],

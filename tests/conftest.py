@@ -49,3 +49,8 @@ def tiny_experiment(tmp_path_factory) -> Path:
 
 def read_json(path: Path):
     return json.loads(path.read_text())
+
+
+def run_exp(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``rl-transfer run ARGS --out exp --source-cache src`` in ``cwd``."""
+    return cli("run", *args, "--out", "exp", "--source-cache", "src", cwd=cwd)

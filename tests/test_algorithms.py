@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import cli, read_json
+from conftest import cli, read_json, run_exp
 
 from agents import ADAPTERS, get_adapter
 from envs import get_pair
@@ -49,8 +49,8 @@ def test_matrix_doc_covers_every_algorithm():
 )
 def test_every_supported_cell_runs_through_the_cli(tmp_path, algo, pair):
     supported = [m for m in TRANSFER if not METHODS[m].missing_parts(ADAPTERS[algo])]
-    proc = cli(
-        "run",
+    proc = run_exp(
+        tmp_path,
         "--pair",
         pair,
         "--algo",
@@ -72,11 +72,6 @@ def test_every_supported_cell_runs_through_the_cli(tmp_path, algo, pair):
         "--quiet",
         "--method-arg",
         "finetune.optimizer=1",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     optimizers = read_json(tmp_path / f"exp/{pair}/{algo}/finetune/seed_0/transfer_report.json")
@@ -90,19 +85,14 @@ def test_every_supported_cell_runs_through_the_cli(tmp_path, algo, pair):
 
 
 def test_unsupported_method_is_refused_before_anything_runs(tmp_path):
-    proc = cli(
-        "run",
+    proc = run_exp(
+        tmp_path,
         "--pair",
         "pendulum-heavy",
         "--algo",
         "sac",
         "--methods",
         "policy,feature",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=tmp_path,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY, cli, read_json
+from conftest import TINY, cli, read_json, run_exp
 
 from rl_transfer.evaluation import Evaluator
 from rl_transfer.report import fmt_cell, metric_keys, table_rows
@@ -256,8 +256,8 @@ def test_every_catalog_pair_runs_end_to_end(tmp_path):
     import envs
 
     names = [p.name for p in envs.list_pairs()]
-    proc = cli(
-        "run",
+    proc = run_exp(
+        tmp_path,
         "--pair",
         ",".join(names),
         "--methods",
@@ -273,11 +273,6 @@ def test_every_catalog_pair_runs_end_to_end(tmp_path):
         "--eval-episodes",
         "1",
         "--quiet",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     summary = read_json(tmp_path / "exp/summary.json")
@@ -303,8 +298,8 @@ def test_files_get_the_usual_mode(tiny_experiment):
 
 
 def test_report_of_a_folder_with_no_finished_run(tmp_path):
-    proc = cli(
-        "run",
+    proc = run_exp(
+        tmp_path,
         "--seeds",
         "1",
         "--target-steps",
@@ -316,11 +311,6 @@ def test_report_of_a_folder_with_no_finished_run(tmp_path):
         "--methods",
         "policy",
         "--quiet",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     for run_json in (tmp_path / "exp").glob("*/*/*/seed_*/run.json"):

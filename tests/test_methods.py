@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, cli, read_json
+from conftest import TINY, cli, read_json, run_exp
 
 import envs
 from agents import get_adapter
@@ -13,18 +13,13 @@ from rl_transfer.shaping import PotentialShaping
 @pytest.fixture(scope="module")
 def methods_experiment(tmp_path_factory):
     root = tmp_path_factory.mktemp("methods")
-    proc = cli(
-        "run",
+    proc = run_exp(
+        root,
         *TINY,
         "--methods",
         "feature,shaping,policy+shaping",
         "--method-arg",
         "shaping.scale=0.5",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=root,
     )
     assert proc.returncode == 0, proc.stderr
     return root / "exp" / "cartpole-long-pole" / "ppo"
@@ -196,18 +191,13 @@ def test_jsrl_guide_takes_the_first_h_actions_and_they_count(tmp_path):
 
 
 def test_jsrl_run_counts_guide_steps_toward_t(tmp_path):
-    proc = cli(
-        "run",
+    proc = run_exp(
+        tmp_path,
         *TINY,
         "--methods",
         "jsrl",
         "--method-arg",
         "jsrl.horizon=20",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "exp/cartpole-long-pole/ppo/jsrl/seed_0"
@@ -241,8 +231,8 @@ def test_reuse_probability_decays_within_an_episode_and_resets(tmp_path):
 
 
 def test_reuse_run_records_its_actions(tmp_path):
-    proc = cli(
-        "run",
+    proc = run_exp(
+        tmp_path,
         "--algo",
         "dqn",
         "--methods",
@@ -258,11 +248,6 @@ def test_reuse_run_records_its_actions(tmp_path):
         "--eval-episodes",
         "1",
         "--quiet",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     report = read_json(tmp_path / "exp/cartpole-long-pole/dqn/reuse/seed_0/transfer_report.json")
@@ -334,8 +319,8 @@ def test_kickstart_weight_is_annealed_to_zero():
 def test_kickstart_pulls_the_student_toward_the_source(tmp_path):
     """Trained with kickstarting, the student's policy ends closer (KL) to the source's than a
     scratch run with the same seed and budget."""
-    proc = cli(
-        "run",
+    proc = run_exp(
+        tmp_path,
         *TINY,
         "--methods",
         "kickstart",
@@ -343,11 +328,6 @@ def test_kickstart_pulls_the_student_toward_the_source(tmp_path):
         "kickstart.weight=5",
         "--seeds",
         "1",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     runs = tmp_path / "exp/cartpole-long-pole/ppo"

@@ -6,7 +6,7 @@ import sys
 import textwrap
 
 import numpy as np
-from conftest import cli, read_json
+from conftest import cli, read_json, run_exp
 
 PAIRS_YAML = """\
 pairs:
@@ -28,8 +28,8 @@ def test_pairs_file_registers_and_runs_end_to_end(tmp_path):
     (mine,) = [p for p in json.loads(listed.stdout) if p["name"] == "my-heavy-cart"]
     assert mine["differences"] == {"masscart": [1.0, 2.0]}
     assert mine["r_max"] == 500.0 and 15 < mine["r_min"] < 60  # measured at registration
-    proc = cli(
-        "run",
+    proc = run_exp(
+        tmp_path,
         "--pairs-file",
         "my_pairs.yaml",
         "--pair",
@@ -39,11 +39,6 @@ def test_pairs_file_registers_and_runs_end_to_end(tmp_path):
         "--eval-episodes",
         "2",
         "--quiet",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "exp/my-heavy-cart/ppo/policy/seed_0"

@@ -27,6 +27,31 @@ REPORT_EVENTS = "events.out.tfevents.report"
 EVAL_TAG = "eval/mean_reward"
 
 
+def transfer_text(transfer: Mapping[str, Any]) -> str:
+    """Markdown for TensorBoard's Text dashboard (tag ``transfer/report``, step 0): the facts
+    of ``transfer_report.json`` known before training, with one table row per tensor copied,
+    synced, frozen or left fresh."""
+    lines = [f"**method `{transfer['method']}`**: {transfer['doc']}", ""]
+    for key in ("knobs", "hyperparameter_overrides", "optimizer_state", "normalization"):
+        if key in transfer:
+            lines.append(f"- {key}: `{transfer[key] if transfer[key] != {} else 'none'}`")
+    if "source" in transfer:
+        src = transfer["source"]
+        lines.append(f"- source: `{src['dir']}` ({src['steps']} steps)")
+    for key in ("shaping", "replay"):
+        if key in transfer:
+            lines.append(f"- {key}: `{transfer[key]}`")
+    rows = [
+        (action, t["name"], t["shape"])
+        for action in ("copied", "synced", "frozen", "reinitialised")
+        for t in transfer.get(action, [])
+    ]
+    if rows:
+        lines += ["", "| tensor | shape | action |", "|---|---|---|"]
+        lines += [f"| `{name}` | {shape} | {action} |" for action, name, shape in rows]
+    return "\n".join(lines)
+
+
 def compare_tag(pair: str, algo: str) -> str:
     """The tag under which every run of (pair, algo) repeats its evaluation curve."""
     return f"compare/{pair}/{algo}"

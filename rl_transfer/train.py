@@ -24,6 +24,7 @@ from envs import EnvPair
 from rl_transfer.evaluation import EvalLog, Evaluator, PeriodicEvalCallback, record_eval, tb_writer
 from rl_transfer.io import atomic_write, read_json, write_json
 from rl_transfer.methods import get_method
+from rl_transfer.tensorboard import transfer_text
 from rl_transfer.versions import package_versions
 
 ProgressFn = Callable[[int], None]
@@ -351,14 +352,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     del source_model  # the methods that need it during training (teacher, guide) hold it
     writer = tb_writer(model)
     if writer is not None:
-        copied = len(transfer.get("copied", []))
-        writer.add_text(
-            "transfer/report",
-            f"method `{method.name}`: {method.doc}; tensors copied: {copied}, frozen: "
-            f"{len(transfer.get('frozen', []))}; knobs: {knobs or 'none'}; "
-            f"overrides: {overrides or 'none'}",
-            0,
-        )
+        writer.add_text("transfer/report", transfer_text(transfer), 0)
     evaluator = Evaluator(job.pair.make_target, job.eval_episodes, act=adapter.act)
     log = EvalLog()
     record_eval(model, log, evaluator, 0)

@@ -84,3 +84,20 @@ def test_report_rewrites_not_duplicates_tensorboard_views(tiny_experiment, tmp_p
 def test_tensorboard_command_refuses_a_non_experiment(tmp_path):
     proc = cli("tensorboard", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ")
+
+
+def test_transfer_report_is_text_at_step_0_with_every_tensor(tiny_experiment):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tiny_experiment / "cartpole-long-pole/ppo/policy/seed_0"
+    report = json.loads((run / "transfer_report.json").read_text())
+    events = [p for p in run.glob("events.out.tfevents.*") if p.name != REPORT_EVENTS]
+    acc = EventAccumulator(str(events[0]), size_guidance={"tensors": 0}).Reload()
+    (text,) = acc.Tensors("transfer/report/text_summary")
+    assert text.step == 0
+    body = text.tensor_proto.string_val[0].decode()
+    assert body.startswith("**method `policy`**")
+    for action in ("copied", "reinitialised"):
+        assert report[action]
+        for tensor in report[action]:
+            assert f"| `{tensor['name']}` | {tensor['shape']} | {action} |" in body

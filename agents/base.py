@@ -249,16 +249,18 @@ class AgentAdapter:
     def copy_optimizer_state(
         self, source: BaseAlgorithm, target: BaseAlgorithm
     ) -> list[dict[str, Any]]:
-        """Load the source's optimizer states (Adam moments and step counts) into the target's
-        optimizers, for every optimizer whose parameters all belong to the policy (the tensors
-        a ``finetune`` copies); others (SAC's entropy-coefficient optimizer) are skipped.
-        Learning rates stay the target's: SB3 sets them from its schedule at every update.
+        """Load the source's optimizer states (moment estimates and step counts: Adam's
+        ``exp_avg``/``exp_avg_sq``, RMSprop's ``square_avg``) into the target's optimizers, for
+        every optimizer whose parameters all belong to the policy (the tensors a ``finetune``
+        copies); others (SAC's entropy-coefficient optimizer) are skipped. The optimizer
+        settings (learning rate, betas, eps, weight decay) stay the target's.
 
         Returns:
             One ``{"name", "carried", ...}`` per optimizer of the model, for the report.
 
         Raises:
-            TransferError: an optimizer's parameter shapes differ between the two models.
+            TransferError: an optimizer's class or parameter shapes differ between the two
+                models.
         """
         names = [n for n in target._get_torch_save_params()[0] if n != "policy"]
         policy_params = {id(p) for p in target.policy.parameters()}
@@ -271,13 +273,21 @@ class AgentAdapter:
                     {"name": name, "carried": False, "why": "optimizes tensors outside the policy"}
                 )
                 continue
+            if type(src) is not type(dst):
+                raise TransferError(
+                    f"{name}: the source's optimizer is {type(src).__name__}, the target's "
+                    f"{type(dst).__name__}; their states do not carry over"
+                )
             src_shapes = [list(p.shape) for g in src.param_groups for p in g["params"]]
             if src_shapes != [list(p.shape) for p in params]:
                 raise TransferError(
                     f"{name}: the source's parameter shapes {src_shapes} differ from the "
                     f"target's {[list(p.shape) for p in params]}"
                 )
+            own = [{k: v for k, v in g.items() if k != "params"} for g in dst.param_groups]
             dst.load_state_dict(src.state_dict())
+            for group, settings in zip(dst.param_groups, own, strict=True):
+                group.update(settings)  # lr, betas, eps, weight decay stay the target's
             steps = [float(st["step"]) for st in dst.state.values() if "step" in st]
             out.append(
                 {

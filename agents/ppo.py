@@ -111,6 +111,9 @@ class Kickstart:
         obs, self._obs = self._obs, None
         weight = self.current_weight()
         self.last_weight = weight
+        logger = getattr(self.model, "_logger", None)  # set by learn()
+        if logger is not None:
+            logger.record("kickstart/weight", weight)
         if obs is None or weight <= 0.0:
             return
         kl = self.kl(obs).mean()
@@ -119,15 +122,13 @@ class Kickstart:
         self.first_kl = value if self.first_kl is None else self.first_kl
         self.last_kl = value
         self.updates += 1
-        logger = getattr(self.model, "_logger", None)  # set by learn()
         if logger is not None:
             logger.record_mean("kickstart/kl", value)
-            logger.record("kickstart/weight", weight)
 
     def remove(self) -> None:
         """Restore the policy's own ``evaluate_actions`` and the optimizer's ``zero_grad``."""
-        del self.model.policy.evaluate_actions
-        del self.model.policy.optimizer.zero_grad
+        vars(self.model.policy).pop("evaluate_actions", None)
+        vars(self.model.policy.optimizer).pop("zero_grad", None)
 
     def stats(self) -> dict[str, Any]:
         """What the term did (for transfer_report.json)."""
@@ -135,7 +136,7 @@ class Kickstart:
             "weight": self.weight,
             "weight_anneal": self.weight_anneal,
             "schedule": "weight * max(0, 1 - t / (weight_anneal * budget))",
-            "loss": "KL(pi_source || pi_target) per state, mean over each minibatch",
+            "loss": "KL(pi_source, pi_target) per state, mean over each minibatch",
             "updates_with_term": self.updates,
             "first_kl": self.first_kl,
             "last_kl": self.last_kl,

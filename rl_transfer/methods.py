@@ -34,6 +34,8 @@ class Knob:
     inert: float | None = None
     """A value at which the method would transfer nothing (refused: a transfer that moves
     nothing is an error, never a success)."""
+    flag: bool = False
+    """0 or 1 only."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class TransferMethod:
                 raise SpecError(
                     f"{self.name}.{key} = {number:g} is outside [{knob.low:g}, {knob.high:g}]"
                 )
+            if knob.flag and number not in (0.0, 1.0):
+                raise SpecError(f"{self.name}.{key} is a switch: 0 or 1, got {value!r}")
             if knob.inert is not None and number == knob.inert:
                 raise SpecError(
                     f"{self.name}.{key} = {number:g} would transfer nothing; use a value in "
@@ -134,7 +138,8 @@ METHODS: dict[str, TransferMethod] = {
                     0.0,
                     0.0,
                     1.0,
-                    "1: also carry the source's optimizer state (Adam moments, step counts)",
+                    "1: also carry the source's optimizer state (moment estimates, step counts)",
+                    flag=True,
                 )
             },
         ),
@@ -159,9 +164,7 @@ METHODS: dict[str, TransferMethod] = {
             "training episode, h annealed from H to 0; its steps count toward t",
             jsrl=True,
             knobs={
-                "horizon": Knob(
-                    100.0, 0.0, 10_000.0, "H, the guide's steps per episode at t = 0", inert=0.0
-                ),
+                "horizon": Knob(100.0, 1.0, 10_000.0, "H, the guide's steps per episode at t = 0"),
                 "anneal": Knob(0.5, 0.01, 1.0, "share of the budget over which h falls to 0"),
             },
         ),
@@ -186,7 +189,7 @@ METHODS: dict[str, TransferMethod] = {
         TransferMethod(
             "kickstart",
             (),
-            "kickstarting (Schmitt et al. 2018): the loss gains lambda_t * KL(pi_source || "
+            "kickstarting (Schmitt et al. 2018): the loss gains lambda_t * KL(pi_source, "
             "pi_target) over each minibatch's states, lambda_t annealed to 0; fresh weights",
             kickstart=True,
             knobs={
@@ -214,6 +217,7 @@ METHODS: dict[str, TransferMethod] = {
                     0.0,
                     1.0,
                     "1: recompute the loaded rewards with the target's reward function",
+                    flag=True,
                 ),
             },
         ),
@@ -332,9 +336,8 @@ def support_matrix() -> str:
             knobs = ", ".join(f"`{k}` = {v.default:g} ({v.doc})" for k, v in m.knobs.items())
             if knobs:
                 notes += f"; knobs: {knobs}"
-            out.append(
-                f"| `{m.name}` | {moved} | {frozen} | {synced} | {start} | {guide} | {notes} |"
-            )
+            cells = (f"`{m.name}`", moved, frozen, synced, start, guide, notes)
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         out.append("")
     return "\n".join(out)
 

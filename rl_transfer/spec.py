@@ -82,7 +82,14 @@ class ExperimentSpec:
         if not self.algos:
             raise SpecError("no algo given; for example --algo ppo")
         for a in self.algos:
-            get_adapter(a)
+            adapter = get_adapter(a)
+            for p in self.pair_objects():
+                if adapter.hyperparams(p.target.family).get("normalize"):
+                    raise SpecError(
+                        f"agents/hyperparams/{a}.yml asks for VecNormalize for "
+                        f"{p.target.family!r}; rl_transfer's agents see raw observations: "
+                        "remove `normalize`"
+                    )
         if not self.methods:
             raise SpecError("no method given; for example --methods policy,value")
         for m in self.methods:
@@ -141,13 +148,17 @@ class ExperimentSpec:
         path = Path(self.source_model)  # type: ignore[arg-type]
         if not path.is_file():
             raise SpecError(f"--source-model {path} does not exist")
-        for stats in (path.parent / "vecnormalize.pkl", path.with_suffix("") / "vecnormalize.pkl"):
-            if stats.is_file():  # rl-baselines3-zoo keeps them beside or under the model
-                raise SpecError(
-                    f"--source-model {path} was trained with VecNormalize ({stats}): its "
-                    "weights expect normalized observations and rl_transfer's agents see raw "
-                    "ones; use a model trained without normalization (zoo: normalize: false)"
-                )
+        # rl-baselines3-zoo keeps them in <run>/<env_id>/vecnormalize.pkl (for <env_id>.zip
+        # and best_model.zip) and <run>/rl_model_vecnormalize_<n>_steps.pkl (checkpoints)
+        found = sorted(path.parent.glob("*vecnormalize*.pkl")) + sorted(
+            path.parent.glob("*/vecnormalize.pkl")
+        )
+        if found:
+            raise SpecError(
+                f"--source-model {path} was trained with VecNormalize ({found[0]}): its "
+                "weights expect normalized observations and rl_transfer's agents see raw "
+                "ones; use a model trained without normalization (zoo: normalize: false)"
+            )
         for algo in self.algos:
             adapter = get_adapter(algo)
             try:

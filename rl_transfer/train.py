@@ -374,12 +374,6 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     if method.kickstart:
         kickstart.remove()  # the saved model is plain SB3
         transfer["kickstart"] = kickstart.stats()
-        if not kickstart.updates:
-            raise TransferError(
-                "kickstart: no gradient step carried the kickstarting loss (the weight was 0 "
-                "or the budget is shorter than one rollout); raise kickstart.weight or "
-                "--target-steps"
-            )
     if method.jsrl:
         transfer["jsrl"] = {
             "horizon": int(knobs["horizon"]),

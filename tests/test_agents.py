@@ -106,7 +106,17 @@ def test_optimizer_state_is_fresh_unless_carried(algo):
     names = [n for n in target._get_torch_save_params()[0] if n != "policy"]
     optimizers = {n: _optimizer(target, n) for n in names}
     assert all(len(opt.state) == 0 for opt in optimizers.values())  # fresh after a transfer
+    settings = {
+        n: [{k: v for k, v in g.items() if k != "params"} for g in o.param_groups]
+        for n, o in optimizers.items()
+    }
+    for group in _optimizer(source, names[0]).param_groups:
+        group["lr"], group["eps"] = 0.123, 0.456  # the source's settings must not come along
     report = adapter.copy_optimizer_state(source, target)
+    for n, o in optimizers.items():  # learning rate, betas, eps: still the target's
+        assert [{k: v for k, v in g.items() if k != "params"} for g in o.param_groups] == (
+            settings[n]
+        )
     for entry in report:
         dst, src = optimizers[entry["name"]], _optimizer(source, entry["name"])
         if not entry["carried"]:  # SAC's entropy coefficient is not a policy tensor
@@ -131,3 +141,11 @@ def test_vecnormalize_hyperparameters_are_refused():
     adapter = get_adapter("ppo")
     with pytest.raises(TransferError, match="VecNormalize"):
         _small(adapter, 0, normalize=True)
+
+
+def test_optimizer_state_of_another_optimizer_class_is_refused():
+    adapter = get_adapter("a2c")
+    source = _small(adapter, 0, policy_kwargs={"net_arch": [16]})
+    target = _small(adapter, 1, use_rms_prop=False)  # Adam instead of RMSprop
+    with pytest.raises(TransferError, match="optimizer is RMSprop, the target's Adam"):
+        adapter.copy_optimizer_state(source, target)

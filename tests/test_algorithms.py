@@ -123,6 +123,14 @@ def test_unsupported_method_is_refused_before_anything_runs(tmp_path):
             "kickstart.weight = 0 would transfer nothing; use a value in (0, 100]",
         ),
         (
+            ["--methods", "finetune", "--method-arg", "finetune.optimizer=0.5"],
+            "finetune.optimizer is a switch: 0 or 1, got '0.5'",
+        ),
+        (
+            ["--methods", "jsrl", "--method-arg", "jsrl.horizon=0"],
+            "jsrl.horizon = 0 is outside [1, 10000]",
+        ),
+        (
             ["--algo", "dqn", "--methods", "replay", "--method-arg", "replay.fraction=0"],
             "replay.fraction = 0 would transfer nothing; use a value in (0, 1]",
         ),

@@ -153,26 +153,28 @@ def test_source_model_of_other_spaces_is_refused_before_running(tmp_path):
     assert not (tmp_path / "exp").exists()
 
 
-def test_source_model_with_vecnormalize_statistics_is_refused(tmp_path):
-    """A zoo model trained with VecNormalize keeps its statistics beside it: its weights expect
-    normalized observations, so it is refused rather than transferred without them."""
+@pytest.mark.parametrize(
+    "model, stats",
+    [
+        ("CartPole-v1.zip", "CartPole-v1/vecnormalize.pkl"),
+        ("best_model.zip", "CartPole-v1/vecnormalize.pkl"),
+        ("rl_model_1000_steps.zip", "rl_model_vecnormalize_1000_steps.pkl"),
+    ],
+)
+def test_source_model_with_vecnormalize_statistics_is_refused(tmp_path, model, stats):
+    """A zoo model trained with VecNormalize keeps its statistics in its run folder (zoo's
+    layout): its weights expect normalized observations, so it is refused rather than
+    transferred without them."""
     from stable_baselines3 import PPO
 
     run = tmp_path / "zoo" / "CartPole-v1_1"
-    (run / "CartPole-v1").mkdir(parents=True)
-    PPO("MlpPolicy", "CartPole-v1", n_steps=64, device="cpu").save(run / "CartPole-v1.zip")
-    (run / "CartPole-v1" / "vecnormalize.pkl").write_bytes(b"stats")
-    proc = cli(
-        "run",
-        "--source-model",
-        "zoo/CartPole-v1_1/CartPole-v1.zip",
-        "--out",
-        "exp",
-        *ROOT_ARGS,
-        cwd=tmp_path,
-    )
+    (run / stats).parent.mkdir(parents=True, exist_ok=True)
+    PPO("MlpPolicy", "CartPole-v1", n_steps=64, device="cpu").save(run / model)
+    (run / stats).write_bytes(b"stats")
+    given = f"zoo/CartPole-v1_1/{model}"
+    proc = cli("run", "--source-model", given, "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.startswith("error: --source-model zoo/CartPole-v1_1/CartPole-v1.zip was ")
+    assert proc.stderr.startswith(f"error: --source-model {given} was trained with VecNormalize")
     assert "VecNormalize" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "exp").exists()
 

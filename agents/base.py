@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,12 +70,6 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _attr(obj: Any, dotted: str) -> Any:
-    for name in dotted.split("."):
-        obj = getattr(obj, name)
-    return obj
-
-
 def _action_noise(kind: str, std: float, space: gymnasium.spaces.Space):  # noqa: ANN202
     """rl-baselines3-zoo's ``noise_type`` / ``noise_std``: normal or ornstein-uhlenbeck."""
     from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
@@ -108,9 +103,28 @@ class AgentAdapter:
     # -- hyperparameters ----------------------------------------------------------------------
     def hyperparams(self, family: str) -> dict[str, Any]:
         """The zoo-style hyperparameters for ``family`` (raw: schedules still as ``lin_X``)."""
-        with open(HYPERPARAMS_DIR / f"{self.algo}.yml") as fh:
-            table = yaml.safe_load(fh)
+        table = self._table()
         return copy.deepcopy(table.get(family, table["default"]))
+
+    def _table(self) -> dict[str, Any]:
+        with open(HYPERPARAMS_DIR / f"{self.algo}.yml") as fh:
+            return yaml.safe_load(fh)
+
+    def tuned_family(self) -> str:
+        """The first env family with its own entry in the hyperparameters yml."""
+        return next(f for f in self._table() if f != "default")
+
+    def check_hyperparams(self, hyperparams: Mapping[str, Any]) -> None:
+        """Raises:
+        TransferError: the hyperparameters ask for ``VecNormalize`` (``normalize``): agents
+            see raw observations so that transferred weights meet the inputs they were
+            trained on."""
+        if hyperparams.get("normalize"):
+            raise TransferError(
+                f"{self.algo} hyperparameters ask for VecNormalize (normalize: true); "
+                "rl_transfer's agents see raw observations so that transferred weights meet the "
+                "inputs they were trained on: remove `normalize` from the hyperparameters"
+            )
 
     def make_vec_env(
         self, env_fn: Callable[[], gymnasium.Env], n_envs: int, seed: int
@@ -134,12 +148,7 @@ class AgentAdapter:
         n_envs = int(hp.pop("n_envs", 1))
         policy = hp.pop("policy", "MlpPolicy")
         hp.pop("n_timesteps", None)
-        if hp.pop("normalize", False):
-            raise TransferError(
-                f"{self.algo} hyperparameters ask for VecNormalize (normalize: true); "
-                "rl_transfer's agents see raw observations so that transferred weights meet the "
-                "inputs they were trained on: remove `normalize` from the hyperparameters"
-            )
+        self.check_hyperparams(hp)
         for key, value in list(hp.items()):
             if isinstance(value, str) and value.startswith("lin_"):
                 hp[key] = _linear(float(value[4:]))
@@ -266,7 +275,7 @@ class AgentAdapter:
         policy_params = {id(p) for p in target.policy.parameters()}
         out: list[dict[str, Any]] = []
         for name in names:
-            dst, src = _attr(target, name), _attr(source, name)
+            dst, src = operator.attrgetter(name)(target), operator.attrgetter(name)(source)
             params = [p for g in dst.param_groups for p in g["params"]]
             if not all(id(p) in policy_params for p in params):
                 out.append(

@@ -57,8 +57,9 @@ class Kickstart:
 
     How it enters SB3's ``train()`` without copying it: PPO and A2C call
     ``policy.evaluate_actions(obs, actions)``, then ``policy.optimizer.zero_grad()``, then
-    ``loss.backward()``, clip the gradient norm and step. The hook remembers the minibatch's
-    observations in ``evaluate_actions`` and, right after ``zero_grad``, back-propagates
+    ``loss.backward()``, clip the gradient norm and step. The hook keeps the minibatch's
+    observations and the learner's distribution built in ``evaluate_actions`` and, right after
+    ``zero_grad``, back-propagates
     ``lambda_t * KL`` so that the gradient clipped and applied is that of
     ``loss + lambda_t * KL``. :meth:`remove` restores both methods.
 
@@ -78,6 +79,7 @@ class Kickstart:
         self.last_kl: float | None = None
         self.last_weight = float(weight)
         self._obs: torch.Tensor | None = None
+        self._student: Any = None
         policy = model.policy
         self._evaluate_actions = policy.evaluate_actions
         self._zero_grad = policy.optimizer.zero_grad
@@ -93,22 +95,26 @@ class Kickstart:
         budget = max(1.0, self.weight_anneal * float(model._total_timesteps))
         return self.weight * max(0.0, 1.0 - t / budget)
 
-    def kl(self, obs: torch.Tensor) -> torch.Tensor:
-        """KL(pi_teacher(.|s) || pi_student(.|s)) per state: shape [batch], in nats, with the
-        student's graph (the teacher's is not tracked)."""
-        with torch.no_grad():
-            teacher = self.teacher.policy.get_distribution(obs).distribution
-        student = self.model.policy.get_distribution(obs).distribution
-        kl = torch.distributions.kl_divergence(teacher, student)
-        return kl.sum(-1) if kl.dim() > 1 else kl
-
     def _remember(self, obs: torch.Tensor, actions: torch.Tensor):  # noqa: ANN202
+        """SB3's ``evaluate_actions``, keeping the minibatch's observations and the learner's
+        action distribution it builds (with its graph), so the KL needs no second forward."""
+        policy = self.model.policy
+
+        def capture(latent_pi: torch.Tensor) -> Any:
+            self._student = type(policy)._get_action_dist_from_latent(policy, latent_pi)
+            return self._student
+
+        policy._get_action_dist_from_latent = capture
+        try:
+            out = self._evaluate_actions(obs, actions)
+        finally:
+            del policy._get_action_dist_from_latent
         self._obs = obs
-        return self._evaluate_actions(obs, actions)
+        return out
 
     def _zero_grad_then_kickstart(self, set_to_none: bool = True) -> None:
         self._zero_grad(set_to_none=set_to_none)
-        obs, self._obs = self._obs, None
+        obs, student, self._obs, self._student = self._obs, self._student, None, None
         weight = self.current_weight()
         self.last_weight = weight
         logger = getattr(self.model, "_logger", None)  # set by learn()
@@ -116,8 +122,12 @@ class Kickstart:
             logger.record("kickstart/weight", weight)
         if obs is None or weight <= 0.0:
             return
-        kl = self.kl(obs).mean()
-        (weight * kl).backward()
+        with torch.no_grad():
+            teacher = self.teacher.policy.get_distribution(obs).distribution
+        kl = torch.distributions.kl_divergence(teacher, student.distribution)
+        kl = (kl.sum(-1) if kl.dim() > 1 else kl).mean()  # per state: summed over action dims
+        # the graph is shared with SB3's loss, whose backward comes next: keep it
+        (weight * kl).backward(retain_graph=True)
         value = float(kl.detach())
         self.first_kl = value if self.first_kl is None else self.first_kl
         self.last_kl = value

@@ -265,10 +265,7 @@ def support_matrix() -> str:
     networks are synced, the warm-up and exploration the run starts with, and how the source's
     steps count (docs/methods.md is generated from it:
     ``python -m rl_transfer.methods > docs/methods.md``)."""
-    import yaml
-
     from agents import ADAPTERS
-    from agents.base import HYPERPARAMS_DIR
 
     out = [
         "# Transfer methods by algorithm",
@@ -289,8 +286,7 @@ def support_matrix() -> str:
     ]
     for algo, cls in ADAPTERS.items():
         adapter = cls()
-        with open(HYPERPARAMS_DIR / f"{algo}.yml") as fh:
-            family = next(iter(yaml.safe_load(fh)))  # the first tuned family
+        family = adapter.tuned_family()
         hp = adapter.hyperparams(family)
         out += [
             f"## {algo} ({cls.algo_class.__name__})",

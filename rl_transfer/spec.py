@@ -84,12 +84,7 @@ class ExperimentSpec:
         for a in self.algos:
             adapter = get_adapter(a)
             for p in self.pair_objects():
-                if adapter.hyperparams(p.target.family).get("normalize"):
-                    raise SpecError(
-                        f"agents/hyperparams/{a}.yml asks for VecNormalize for "
-                        f"{p.target.family!r}; rl_transfer's agents see raw observations: "
-                        "remove `normalize`"
-                    )
+                adapter.check_hyperparams(adapter.hyperparams(p.target.family))
         if not self.methods:
             raise SpecError("no method given; for example --methods policy,value")
         for m in self.methods:

@@ -1,5 +1,7 @@
 """What a weight transfer moves, checked by value."""
 
+from operator import attrgetter
+
 import pytest
 import torch
 
@@ -104,13 +106,13 @@ def test_optimizer_state_is_fresh_unless_carried(algo):
     target = adapter.make_model(pair.make_target, hp, 1)
     adapter.copy_parts(source, target, ["policy", "value"])
     names = [n for n in target._get_torch_save_params()[0] if n != "policy"]
-    optimizers = {n: _optimizer(target, n) for n in names}
+    optimizers = {n: attrgetter(n)(target) for n in names}
     assert all(len(opt.state) == 0 for opt in optimizers.values())  # fresh after a transfer
     settings = {
         n: [{k: v for k, v in g.items() if k != "params"} for g in o.param_groups]
         for n, o in optimizers.items()
     }
-    for group in _optimizer(source, names[0]).param_groups:
+    for group in attrgetter(names[0])(source).param_groups:
         group["lr"], group["eps"] = 0.123, 0.456  # the source's settings must not come along
     report = adapter.copy_optimizer_state(source, target)
     for n, o in optimizers.items():  # learning rate, betas, eps: still the target's
@@ -118,7 +120,7 @@ def test_optimizer_state_is_fresh_unless_carried(algo):
             settings[n]
         )
     for entry in report:
-        dst, src = optimizers[entry["name"]], _optimizer(source, entry["name"])
+        dst, src = optimizers[entry["name"]], attrgetter(entry["name"])(source)
         if not entry["carried"]:  # SAC's entropy coefficient is not a policy tensor
             assert entry["name"] == "ent_coef_optimizer" and len(dst.state) == 0
             continue
@@ -128,13 +130,6 @@ def test_optimizer_state_is_fresh_unless_carried(algo):
                 if key in s:
                     assert torch.equal(d[key], s[key])
     assert any(e["carried"] for e in report)
-
-
-def _optimizer(model, dotted):
-    obj = model
-    for name in dotted.split("."):
-        obj = getattr(obj, name)
-    return obj
 
 
 def test_vecnormalize_hyperparameters_are_refused():

@@ -47,3 +47,10 @@ def write_json(path: Path, data: Any) -> None:
 def read_json(path: Path) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+SOURCE_CURVE_FILE = "source_on_target.npz"
+"""In a transfer run's folder: the source's checkpoints during pretraining evaluated on this run's
+target (evaluations.npz layout; ``timesteps`` are source steps, ending at the final model)."""
+SEQUENTIAL_FILE = "sequential.json"
+"""In an adaptive experiment's folder: the looks taken and each hypothesis's decision."""

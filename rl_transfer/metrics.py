@@ -30,6 +30,7 @@ METRIC_NAMES = (
     "time_to_threshold_gain",
     "time_to_threshold_speedup",
     "forward_transfer",
+    "normalized_area_gain",
 )
 """Per-seed metric names (the accounting suffix ``_total_time`` / ``_amortized`` is added for the
 other accountings; ``time_to_threshold_scratch`` does not depend on accounting)."""
@@ -92,13 +93,39 @@ def normalized_area(t: np.ndarray, f: np.ndarray, r_min: float, r_max: float) ->
     return auc(t, normalize(f, r_min, r_max, clip=True)) / float(t[-1])
 
 
-def shifted(transfer: Curve, scratch: Curve, shift: float, grid: np.ndarray) -> np.ndarray:
-    """The transfer curve as seen in total-time accounting, sampled at ``grid``: held at
-    scratch's f_B(0) for t < shift, then f_T(t - shift)."""
-    out = np.full(len(grid), scratch.f[0])
-    after = grid >= shift
-    out[after] = transfer.at(grid[after] - shift)
-    return out
+def total_time_curve(
+    transfer: Curve,
+    grid: np.ndarray,
+    shift: float,
+    segment: Curve | None,
+    r_min: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The transfer learner's curve over total env steps (source steps charged), sampled at
+    ``grid``, and its own evaluated points.
+
+    Over [0, shift) it is the source's measured zero-shot curve on the target (``segment``:
+    its checkpoints during pretraining, t = source steps; compressed in time by
+    ``shift / segment.t[-1]`` for the amortized form), then the transfer arm's curve
+    f_T(t - shift). Without a segment (an imported source) R_min stands for it, an assumption.
+
+    Returns:
+        ``(values at grid, t of the evaluated points, f of the evaluated points)``; the points
+        (segment's, then the arm's shifted by ``shift``) locate the time to threshold.
+    """
+    out = np.empty(len(grid))
+    before = grid < shift
+    if segment is None:
+        out[before] = r_min
+        seg_t, seg_f = np.array([0.0]), np.array([r_min])
+    else:
+        scale = shift / float(segment.t[-1]) if segment.t[-1] > 0 else 0.0
+        seg_t, seg_f = segment.t * scale, segment.f
+        out[before] = np.interp(grid[before], seg_t, seg_f)
+    out[~before] = transfer.at(grid[~before] - shift)
+    keep = seg_t < shift
+    points_t = np.concatenate([seg_t[keep], transfer.t + shift])
+    points_f = np.concatenate([seg_f[keep], transfer.f])
+    return out, points_t, points_f
 
 
 def seed_metrics(
@@ -110,23 +137,28 @@ def seed_metrics(
     r_max: float,
     eval_every: float,
     source_steps: float,
+    source_curve: Curve | None = None,
     n_reuse: int = 1,
     asymptote_window: int = 5,
 ) -> dict[str, Value]:
     """Every metric for one seed pair, in every accounting.
 
     Args:
-        transfer, scratch: the two arms' curves on the same target.
+        transfer, scratch: the two arms' curves on the same target (t in target env steps).
         threshold: time-to-threshold level (return).
         r_min, r_max: normalization bounds of the pair (returns).
         eval_every: evaluation interval in steps (delta, the speed-up's resolution).
         source_steps: t_src, env steps spent training the source.
+        source_curve: the source's measured curve on the target during its pretraining
+            (t = source steps, from 0 to ``source_steps``); None for an imported source, whose
+            segment is then assumed at R_min (noted).
         n_reuse: number of target runs that reuse this source (amortized accounting: t_src / N).
         asymptote_window: k, the number of last evaluations averaged for asymptotic gain.
 
     Returns:
         Metric name (with ``_total_time`` / ``_amortized`` suffix for those accountings) ->
-        :class:`Value`.
+        :class:`Value`. ``normalized_area_gain`` is A_T - A_B, the paired difference that
+        verdicts test (same sign as forward transfer, and antisymmetric in the arms).
     """
     grid = scratch.t
     t_max = float(grid[-1])
@@ -141,36 +173,46 @@ def seed_metrics(
         "total_time": float(source_steps),
         "amortized": float(source_steps) / max(1, n_reuse),
     }
+    a_b = normalized_area(grid, fb, r_min, r_max)
+    auc_nb = auc(grid, normalize(fb, r_min, r_max))
     for accounting, shift in shifts.items():
         suffix = "" if accounting == "target_only" else f"_{accounting}"
-        ft = shifted(transfer, scratch, shift, grid) if shift > 0 else transfer.at(grid)
+        notes: list[str] = []
+        if shift > 0:
+            ft, points_t, points_f = total_time_curve(transfer, grid, shift, source_curve, r_min)
+            if source_curve is None:
+                notes.append("source segment assumed at R_min (imported source: not measured)")
+        else:
+            ft, points_t, points_f = transfer.at(grid), transfer.t, transfer.f
         values: dict[str, Value] = {}
         values["jumpstart"] = Value(float(ft[0] - fb[0]))
         k = min(asymptote_window, len(grid))
         values["asymptotic_gain"] = Value(float(ft[-k:].mean() - fb[-k:].mean()))
         values["auc_gain"] = Value(auc(grid, ft) - auc(grid, fb))
         auc_nt = auc(grid, normalize(ft, r_min, r_max))
-        auc_nb = auc(grid, normalize(fb, r_min, r_max))
         values["transfer_ratio"] = (
             Value((auc_nt - auc_nb) / auc_nb)
             if auc_nb > 0
             else Value(None, "scratch's normalized area is not positive")
         )
         a_t = normalized_area(grid, ft, r_min, r_max)
-        a_b = normalized_area(grid, fb, r_min, r_max)
+        values["normalized_area_gain"] = Value(a_t - a_b)
         values["forward_transfer"] = (
             Value((a_t - a_b) / (1.0 - a_b))
             if a_b < 1.0
             else Value(None, "scratch is at R_max over the whole budget")
         )
-        ttt_t_raw = time_to_threshold(transfer.t, transfer.f, threshold)
-        if ttt_t_raw is None:
+        ttt_t = time_to_threshold(points_t, points_f, threshold)
+        if ttt_t is None:
             values["time_to_threshold_transfer"] = Value(
                 None, f"not reached within {float(transfer.t[-1]):g} target steps"
             )
+        elif shift > 0 and ttt_t < shift:
+            values["time_to_threshold_transfer"] = Value(
+                ttt_t, "reached while training on the source (its checkpoint on the target)"
+            )
         else:
-            values["time_to_threshold_transfer"] = Value(ttt_t_raw + shift)
-        ttt_t = values["time_to_threshold_transfer"].value
+            values["time_to_threshold_transfer"] = Value(ttt_t)
         if ttt_t is None:
             values["time_to_threshold_gain"] = Value(
                 None, "transfer arm did not reach the threshold"
@@ -187,13 +229,14 @@ def seed_metrics(
             values["time_to_threshold_gain"] = Value(ttt_b - ttt_t)
             values["time_to_threshold_speedup"] = Value(ttt_b / max(ttt_t, eval_every))
         if shift >= t_max:
-            note = (
+            notes.append(
                 f"source steps ({shift:g}) >= target budget ({t_max:g}): transfer cannot pay "
                 "within the budget"
             )
-            for name in ("auc_gain", "forward_transfer"):
+        if notes:
+            for name in ("auc_gain", "forward_transfer", "normalized_area_gain"):
                 v = values[name]
-                values[name] = Value(v.value, v.note or note)
+                values[name] = Value(v.value, "; ".join(filter(None, [v.note, *notes])))
         for name, v in values.items():
             out[name + suffix] = v
     return out

@@ -17,38 +17,37 @@ from typing import Any
 import numpy as np
 import yaml
 
+from rl_transfer.comparison import comparison_from_seeds, metric_keys
 from rl_transfer.errors import SpecError
-from rl_transfer.io import atomic_write, read_json, write_json, write_text
+from rl_transfer.io import (
+    SEQUENTIAL_FILE,
+    SOURCE_CURVE_FILE,
+    atomic_write,
+    read_json,
+    write_json,
+    write_text,
+)
 from rl_transfer.metrics import (
-    ACCOUNTINGS,
-    METRIC_NAMES,
     Curve,
     curve_from_evaluations,
     normalized_area,
     seed_metrics,
+    total_time_curve,
 )
-from rl_transfer.stats import aggregate, probability_of_improvement, verdict
+from rl_transfer.stats import aggregate, decide, holm, probability_of_improvement
 
+ALPHA = 0.05
 VERDICT_RULE = (
-    "negative transfer when the 95% bootstrap interval of normalized forward transfer lies wholly "
-    "below 0, positive when wholly above, otherwise inconclusive; verdict_total_time applies the "
-    "same rule to forward transfer in total-time accounting (source steps charged)"
+    "positive or negative transfer when the paired t-test of the per-seed normalized-area "
+    "difference A_T - A_B (the sign of forward transfer) rejects 'no difference' with the "
+    "study's family-wise error held at 5%: Holm's procedure over the family (every pair x algo "
+    "x method of the study) for a fixed number of seeds; with adaptive seeds, each hypothesis "
+    "gets 5%/m spent over its looks by a Lan-DeMets Pocock-type function. Otherwise "
+    "inconclusive. verdict_total_time applies the same to total-time accounting (its own family)"
 )
 TRANSFER_RATIO_FORM = "area: (AUC~_T - AUC~_B) / AUC~_B on normalized curves (Taylor & Stone 2009)"
 
 _UNCHANGED_BY_ACCOUNTING = {"time_to_threshold_scratch"}
-
-
-def metric_keys() -> list[tuple[str, str, str]]:
-    """(summary key, metric name, accounting) for every metric in summary.json."""
-    keys = []
-    for accounting in ACCOUNTINGS:
-        for name in METRIC_NAMES:
-            if accounting != "target_only" and name in _UNCHANGED_BY_ACCOUNTING:
-                continue
-            suffix = "" if accounting == "target_only" else f"_{accounting}"
-            keys.append((name + suffix, name, accounting))
-    return keys
 
 
 @dataclass
@@ -56,6 +55,7 @@ class RunData:
     info: dict[str, Any]
     curve: Curve | None
     dir: Path
+    source_curve: Curve | None = None
 
 
 def load_experiment(root: Path) -> tuple[dict[str, Any], list[RunData]]:
@@ -75,11 +75,15 @@ def load_experiment(root: Path) -> tuple[dict[str, Any], list[RunData]]:
             info = read_json(run_json)
         except ValueError:
             continue
-        curve = None
+        curve = source_curve = None
         if info.get("status") == "done":
             with np.load(run_json.parent / "evaluations.npz") as data:
                 curve = curve_from_evaluations(data)
-        runs.append(RunData(info, curve, run_json.parent))
+            segment = run_json.parent / SOURCE_CURVE_FILE
+            if segment.is_file():
+                with np.load(segment) as data:
+                    source_curve = curve_from_evaluations(data)
+        runs.append(RunData(info, curve, run_json.parent, source_curve))
     return spec, runs
 
 
@@ -105,7 +109,11 @@ Loaded = tuple[dict[str, Any], list[RunData]]
 
 def summarize(root: Path, loaded: Loaded | None = None) -> dict[str, Any]:
     """Compute summary.json's content for the experiment at ``root`` (nothing is written);
-    ``loaded`` saves reading the folder again."""
+    ``loaded`` saves reading the folder again.
+
+    Each (pair, algo, method) is compared with scratch over its paired seeds through
+    :func:`rl_transfer.comparison.comparison_from_seeds` (the path of ``rl_transfer.compare``);
+    its verdicts are then decided for the study's family (:func:`family_verdicts`)."""
     spec, runs = loaded or load_experiment(root)
     pairs = spec["pairs"]
     by_key: dict[tuple[str, str, str], dict[int, RunData]] = defaultdict(dict)
@@ -126,6 +134,7 @@ def summarize(root: Path, loaded: Loaded | None = None) -> dict[str, Any]:
         seeds, failed, per_seed = [], [], []
         source_steps = []
         pi_t, pi_b = [], []
+        segments = []
         for seed in sorted(seeds_runs):
             run, base = seeds_runs[seed], scratch_runs.get(seed)
             if run.curve is None or base is None or base.curve is None:
@@ -134,6 +143,11 @@ def summarize(root: Path, loaded: Loaded | None = None) -> dict[str, Any]:
             seeds.append(seed)
             src = int(run.info.get("source_steps", 0))
             source_steps.append(src)
+            segments.append(
+                "measured"
+                if run.source_curve is not None
+                else ("assumed at R_min" if src else "none")
+            )
             per_seed.append(
                 seed_metrics(
                     run.curve,
@@ -143,6 +157,7 @@ def summarize(root: Path, loaded: Loaded | None = None) -> dict[str, Any]:
                     r_max=pair["r_max"],
                     eval_every=float(run.info["eval_every"]),
                     source_steps=src,
+                    source_curve=run.source_curve,
                     n_reuse=reuse.get(run.info.get("source_key") or "", 1),
                     asymptote_window=int(spec.get("asymptote_window", 5)),
                 )
@@ -150,17 +165,17 @@ def summarize(root: Path, loaded: Loaded | None = None) -> dict[str, Any]:
             grid = base.curve.t
             pi_t.append(normalized_area(grid, run.curve.at(grid), pair["r_min"], pair["r_max"]))
             pi_b.append(normalized_area(grid, base.curve.f, pair["r_min"], pair["r_max"]))
+        comp = comparison_from_seeds(per_seed, ALPHA)
         metrics = {}
         for key, _, _ in metric_keys():
-            vals = [m[key].value for m in per_seed]
-            agg = aggregate(vals)
-            notes = {str(s): m[key].note for s, m in zip(seeds, per_seed) if m[key].note}
+            m = comp.metrics[key]
             metrics[key] = {
-                "iqm": agg.iqm,
-                "ci": list(agg.ci) if agg.ci else None,
-                "per_seed": vals,
-                "n_defined": agg.n_defined,
-                "notes": notes,
+                "iqm": m.iqm,
+                "ci": list(m.ci) if m.ci else None,
+                "p_value": m.p_value,
+                "per_seed": m.per_seed,
+                "n_defined": m.n_defined,
+                "notes": {str(seeds[i]): note for i, note in m.notes.items()},
             }
         entry = {
             "pair": pair_name,
@@ -170,18 +185,25 @@ def summarize(root: Path, loaded: Loaded | None = None) -> dict[str, Any]:
             "failed_seeds": failed,
             "threshold": threshold,
             "source_steps": source_steps,
-            "verdict": verdict(_ci(metrics["forward_transfer"])),
-            "verdict_total_time": verdict(_ci(metrics["forward_transfer_total_time"])),
-            "verdict_amortized": verdict(_ci(metrics["forward_transfer_amortized"])),
+            "source_segment": sorted(set(segments)),
+            "p_value": comp.p_value,
+            "p_value_total_time": comp.p_value_total_time,
+            "p_value_amortized": comp.p_value_amortized,
+            "p_value_sign_flip": comp.p_value_sign_flip,
+            "verdict_unadjusted": comp.verdict,
+            "seeds_needed": comp.seeds_needed,
             "probability_of_improvement": (
                 probability_of_improvement(pi_t, pi_b) if seeds else None
             ),
             "metrics": metrics,
         }
         results.append(entry)
+    sequential = _read_sequential(root)
+    family = family_verdicts(results, sequential)
     return {
         "experiment": spec.get("name"),
         "verdict_rule": VERDICT_RULE,
+        "family": family,
         "transfer_ratio_form": TRANSFER_RATIO_FORM,
         "probability_of_improvement_score": (
             "per-seed normalized area (mean of the clipped normalized curve over the budget), "
@@ -191,8 +213,64 @@ def summarize(root: Path, loaded: Loaded | None = None) -> dict[str, Any]:
     }
 
 
-def _ci(entry: dict[str, Any]) -> tuple[float, float] | None:
-    return tuple(entry["ci"]) if entry["ci"] is not None else None  # type: ignore[return-value]
+def _read_sequential(root: Path) -> dict[str, Any] | None:
+    path = root / SEQUENTIAL_FILE
+    return read_json(path) if path.is_file() else None
+
+
+def hypothesis_id(entry: dict[str, Any]) -> str:
+    """``pair/algo/method``: one hypothesis of a study's family."""
+    return f"{entry['pair']}/{entry['algo']}/{entry['method']}"
+
+
+def family_verdicts(
+    results: list[dict[str, Any]], sequential: dict[str, Any] | None, alpha: float = ALPHA
+) -> dict[str, Any]:
+    """Set each result's ``verdict``, ``verdict_total_time`` and ``verdict_amortized`` with the
+    family-wise error of the study at ``alpha``; return how (summary.json's ``family``).
+
+    Fixed seeds: Holm's step-down procedure over the family's p-values (one family per
+    accounting), adjusted p-values in ``p_value_adjusted`` (and ``_total_time``,
+    ``_amortized``). Adaptive seeds (``sequential``, written by the runner at each look): the
+    target-only verdict is the one taken at the look that decided it; total-time and amortized
+    verdicts use Holm on the final seeds (their family is decided after stopping, which the
+    stopping rule did not look at)."""
+    for suffix in ("", "_total_time", "_amortized"):
+        adjusted = holm([r["p_value" + suffix] for r in results], alpha)
+        for r, p in zip(results, adjusted):
+            r["p_value_adjusted" + suffix] = p
+            effect = r["metrics"]["normalized_area_gain" + suffix]["iqm"]
+            r["verdict" + suffix] = decide(p, effect, alpha)
+    info: dict[str, Any] = {
+        "size": len(results),
+        "members": [hypothesis_id(r) for r in results],
+        "error": f"family-wise error rate <= {alpha:g}",
+        "procedure": "Holm (1979) step-down over the family's paired t-test p-values",
+        "design": "fixed seeds",
+    }
+    if sequential is not None:
+        decisions = sequential.get("decisions", {})
+        for r in results:
+            d = decisions.get(hypothesis_id(r))
+            if d is None:
+                continue
+            r["verdict"] = d["verdict"]
+            r["sequential"] = d
+        info.update(
+            {
+                "design": "adaptive seeds",
+                "procedure": (
+                    "alpha / m per hypothesis (Bonferroni), spent over its looks by the "
+                    "Lan-DeMets Pocock-type function alpha * ln(1 + (e - 1) * n / max_seeds); "
+                    "a look rejects when its paired t-test p-value is below the level spent "
+                    "there (union bound); a hypothesis stops when decided or when the seeds it "
+                    "would need exceed max_seeds (non-binding futility)"
+                ),
+                "looks": sequential.get("looks"),
+                "max_seeds": sequential.get("max_seeds"),
+            }
+        )
+    return info
 
 
 def metrics_csv(summary: dict[str, Any]) -> str:
@@ -244,12 +322,32 @@ def table_rows(entry: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
-FEW_SEEDS = 5
-FEW_SEEDS_NOTE = (
-    "a percentile bootstrap over fewer than 5 values gives narrow intervals (with 3 seeds, "
-    "a verdict needs every seed on one side of 0); read verdicts as indicative and run more "
-    "seeds to confirm."
-)
+def _p(p: float | None) -> str:
+    if p is None:
+        return "n/a"
+    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
+
+
+def decision_line(entry: dict[str, Any]) -> str:
+    """How the verdict was reached: the test's p-value (and Holm-adjusted), the sign-flip check,
+    and, when undecided, how many seeds would decide it."""
+    parts = [f"paired t-test p = {_p(entry['p_value'])}"]
+    if entry.get("sequential"):
+        seq = entry["sequential"]
+        parts.append(f"sequential: {seq['status']} at {seq['n']} seeds")
+    elif entry.get("p_value_adjusted") is not None:
+        parts.append(f"Holm-adjusted p = {_p(entry['p_value_adjusted'])}")
+    if entry.get("p_value_sign_flip") is not None:
+        parts.append(f"sign-flip p = {_p(entry['p_value_sign_flip'])}")
+    if entry["verdict"] == "inconclusive":
+        need = entry.get("seeds_needed")
+        parts.append(
+            f"undecided with {len(entry['seeds'])} seeds; about {need} would decide it "
+            "(80% power at the observed effect)"
+            if need
+            else f"undecided with {len(entry['seeds'])} seeds; no effect to detect at this spread"
+        )
+    return "; ".join(parts)
 
 
 def plain_line(entry: dict[str, Any]) -> str:
@@ -264,6 +362,7 @@ def plain_line(entry: dict[str, Any]) -> str:
     else:
         parts.append("did not give a defined time-to-threshold speed-up")
     parts.append(f"forward transfer {fmt_cell(ft, len(entry['seeds']))}: {entry['verdict']}")
+    parts.append(decision_line(entry))
     parts.append(f"counting the source's steps: {entry['verdict_total_time']}")
     return f"{who} " + "; ".join(parts) + "."
 
@@ -272,10 +371,16 @@ def report_md(summary: dict[str, Any], spec: dict[str, Any]) -> str:
     lines = [f"# Transfer report: {spec.get('name')}", ""]
     lines.append(f"Verdict rule: {VERDICT_RULE}.")
     lines.append(f"Transfer ratio: {TRANSFER_RATIO_FORM}.")
-    lines.append("Cells: interquartile mean over seeds [95% percentile bootstrap interval].")
-    few = sorted({len(r["seeds"]) for r in summary["results"] if len(r["seeds"]) < FEW_SEEDS})
-    if few:
-        lines.append(f"**Few seeds** ({', '.join(map(str, few))}): {FEW_SEEDS_NOTE}")
+    fam = summary.get("family", {})
+    if fam:
+        lines.append(
+            f"Family: {fam['size']} comparison(s), {fam['design']}, {fam['error']} "
+            f"({fam['procedure']})."
+        )
+    lines.append(
+        "Cells: interquartile mean over seeds [95% percentile bootstrap interval], for reading; "
+        "verdicts come from the tests."
+    )
     lines.append("")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in summary["results"]:
@@ -287,10 +392,10 @@ def report_md(summary: dict[str, Any], spec: dict[str, Any]) -> str:
         lines.append("")
         cols = [label for _, label in TABLE_METRICS]
         lines.append(
-            "| method | " + " | ".join(cols) + " | forward transfer, total-time | verdict "
-            "| verdict, total-time |"
+            "| method | " + " | ".join(cols) + " | forward transfer, total-time | p (adjusted) "
+            "| verdict | verdict, total-time |"
         )
-        lines.append("|---" * (len(cols) + 4) + "|")
+        lines.append("|---" * (len(cols) + 5) + "|")
         for e in entries:
             n = len(e["seeds"])
             cells = [fmt_cell(e["metrics"][key], n) for key, _ in TABLE_METRICS]
@@ -298,6 +403,7 @@ def report_md(summary: dict[str, Any], spec: dict[str, Any]) -> str:
             lines.append(
                 f"| {e['method']} | "
                 + " | ".join(cells)
+                + f" | {_p(e['p_value'])} ({_p(e.get('p_value_adjusted'))})"
                 + f" | {e['verdict']} | {e['verdict_total_time']} |"
             )
         lines.append("")
@@ -338,50 +444,55 @@ def plot_curves(root: Path, summary: dict[str, Any], loaded: Loaded | None = Non
     import matplotlib.pyplot as plt
 
     spec, runs = loaded or load_experiment(root)
-    curves: dict[tuple[str, str, str], list[Curve]] = defaultdict(list)
-    src_steps: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    arms: dict[tuple[str, str, str], list[RunData]] = defaultdict(list)
     for run in runs:
         if run.curve is not None:
-            k = (run.info["pair"], run.info["algo"], run.info["method"])
-            curves[k].append(run.curve)
-            src_steps[k].append(int(run.info.get("source_steps", 0)))
+            arms[(run.info["pair"], run.info["algo"], run.info["method"])].append(run)
     written = []
-    groups = sorted({(p, a) for p, a, _ in curves})
+    groups = sorted({(p, a) for p, a, _ in arms})
     for pair, algo in groups:
-        methods = sorted(m for p, a, m in curves if (p, a) == (pair, algo) and m != "scratch")
-        scratch = curves.get((pair, algo, "scratch"), [])
+        methods = sorted(m for p, a, m in arms if (p, a) == (pair, algo) and m != "scratch")
+        scratch = [r.curve for r in arms.get((pair, algo, "scratch"), [])]
         if not methods or not scratch:
             continue
         fig, axes = plt.subplots(2, len(methods), figsize=(5 * len(methods), 7), squeeze=False)
         grid = scratch[0].t
+        r_min = spec["pairs"][pair]["r_min"]
         threshold = (
             spec["threshold"]
             if spec.get("threshold") is not None
             else spec["pairs"][pair]["threshold"]
         )
         for col, method in enumerate(methods):
+            method_runs = arms[(pair, algo, method)]
             for row, total in enumerate((False, True)):
                 ax = axes[row][col]
-                shift = float(np.median(src_steps[(pair, algo, method)])) if total else 0.0
-                _band(ax, grid, [c.at(grid) for c in scratch], "scratch", "tab:gray")
-                _band(
-                    ax,
-                    grid + shift,
-                    [c.at(grid) for c in curves[(pair, algo, method)]],
-                    method,
-                    "tab:blue",
+                shift = (
+                    float(np.median([int(r.info.get("source_steps", 0)) for r in method_runs]))
+                    if total
+                    else 0.0
                 )
-                if total and shift > 0:
-                    ax.axvspan(0, shift, color="tab:blue", alpha=0.07, label="source training")
-                    held = float(np.median([c.f[0] for c in scratch]))
-                    ax.plot(
-                        [0, shift],
-                        [held, held],
+                _band(ax, grid, [c.at(grid) for c in scratch], "scratch", "tab:gray")
+                if shift > 0:
+                    # what the total-time metrics compare: the source's measured segment on the
+                    # target over [0, t_src], then the arm's curve shifted by t_src
+                    ys = [
+                        total_time_curve(r.curve, grid, shift, r.source_curve, r_min)[0]
+                        for r in method_runs
+                    ]
+                    _band(ax, grid, ys, method, "tab:blue")
+                    measured = all(r.source_curve is not None for r in method_runs)
+                    ax.axvspan(
+                        0,
+                        min(shift, float(grid[-1])),
                         color="tab:blue",
-                        ls=":",
-                        lw=1,
-                        label="transfer arm held at scratch's f(0)",
+                        alpha=0.07,
+                        label="source training ("
+                        + ("measured on the target" if measured else "assumed at R_min")
+                        + ")",
                     )
+                else:
+                    _band(ax, grid, [r.curve.at(grid) for r in method_runs], method, "tab:blue")
                 ax.axhline(threshold, color="tab:red", ls="--", lw=1, label="threshold")
                 ax.set_title(f"{method} vs scratch ({'total-time' if total else 'target-only'})")
                 ax.set_xlabel("target env steps" if not total else "env steps, source included")
@@ -598,14 +709,16 @@ def print_tables(summary: dict[str, Any], console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    if any(len(e["seeds"]) < FEW_SEEDS for e in summary["results"]):
-        console.print(f"note: few seeds: {FEW_SEEDS_NOTE}")
+    fam = summary.get("family")
+    if fam and fam["size"] > 1:
+        console.print(f"verdicts: {fam['error']} over {fam['size']} comparisons ({fam['design']})")
     for e in summary["results"]:
         t = Table(
             title=f"{e['pair']} / {e['algo']} / {e['method']} vs scratch  (seeds {e['seeds']})",
             caption=(
                 f"verdict: {e['verdict']}  |  total-time verdict: {e['verdict_total_time']}"
-                f"  |  P(transfer > scratch) = {_fmt(e['probability_of_improvement'])}"
+                f"  |  P(transfer > scratch) = {_fmt(e['probability_of_improvement'])}\n"
+                f"{decision_line(e)}"
             ),
         )
         t.add_column("metric (IQM [95% CI])")

@@ -56,7 +56,14 @@ def plan(spec: ExperimentSpec, root: Path) -> Plan:
                 src = None
                 if needs_source:
                     key = source_key(
-                        pair, algo, hp, seed, budget["source_steps"], spec.eval_episodes, imported
+                        pair,
+                        algo,
+                        hp,
+                        seed,
+                        budget["source_steps"],
+                        spec.eval_episodes,
+                        imported,
+                        budget["eval_every"],
                     )
                     src = sources.setdefault(
                         key,
@@ -70,6 +77,7 @@ def plan(spec: ExperimentSpec, root: Path) -> Plan:
                             hyperparams=hp,
                             dir=Path(spec.source_cache).resolve() / key,
                             imported=imported,
+                            eval_every=budget["eval_every"],
                         ),
                     )
                 for method in spec.all_methods():

@@ -434,10 +434,11 @@ def source_key(
     steps: int,
     eval_episodes: int,
     source_model: Path | None = None,
+    eval_every: int | None = None,
 ) -> str:
-    """Content hash of a source run: source variant, algo, hyperparameters, seed, steps and the
-    package versions -- or, for an imported model, the model file's digest (first 16 hex digits
-    of SHA-256)."""
+    """Content hash of a source run: source variant, algo, hyperparameters, seed, steps, the
+    checkpoint interval and the package versions -- or, for an imported model, the model file's
+    digest (first 16 hex digits of SHA-256)."""
     payload: dict[str, Any] = {
         "source": {
             "family": pair.source.family,
@@ -445,7 +446,8 @@ def source_key(
         },
         "algo": algo,
         "eval_episodes": eval_episodes,
-        "format": 2,  # 2: off-policy sources keep their replay buffer
+        # 2: off-policy sources keep their replay buffer; 3: checkpoints for total-time
+        "format": 3,
     }
     if source_model is not None:
         payload["imported_model"] = _file_digest(source_model)
@@ -455,6 +457,7 @@ def source_key(
                 "hyperparams": hyperparams,
                 "seed": seed,
                 "steps": steps,
+                "checkpoint_every": eval_every,
                 "versions": {k: v for k, v in package_versions().items() if k != "rl-transfer"},
             }
         )

@@ -5,6 +5,11 @@ precipice", google-research/rliable), done with scipy.
 - 95% percentile bootstrap interval (``scipy.stats.bootstrap``, seeded, 10,000 resamples) over the
   per-seed values; ``[v, v]`` when every value is ``v``;
 - probability of improvement P(X > Y) as rliable defines it: Mann-Whitney U / (n m), ties count 1/2.
+
+Intervals are for reading. Decisions come from tests that are calibrated at the seed count in
+hand (a percentile bootstrap of 3 values covers far less than 95%): the paired t-test, the
+sign-flip permutation test beside it from 6 seeds, Holm's procedure over a study's family, and
+Lan-DeMets alpha spending over the looks of an adaptive study.
 """
 
 from __future__ import annotations
@@ -75,13 +80,175 @@ def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float:
     return float(u / (len(x) * len(y)))
 
 
-def verdict(ci: tuple[float, float] | None) -> str:
-    """``negative`` when the forward-transfer interval lies wholly below 0, ``positive`` when
-    wholly above, else ``inconclusive`` (also when there is no interval)."""
-    if ci is None:
+# ----------------------------------------------------------------------------------------------
+# Decisions: tests, multiplicity, sequential looks
+
+VERDICTS = ("positive", "negative", "inconclusive")
+MIN_PERMUTATION_SEEDS = 6
+"""Below 6 paired seeds an exact sign-flip test cannot reach p < 0.05 (its smallest two-sided
+p-value is 2 / 2^n = 0.0625 at n = 5), so it cannot decide; the paired t-test can."""
+SIGN_FLIP_RESAMPLES = 2**14
+"""Sign-flip resamples: the test is exact (every sign pattern) up to n = 14, Monte Carlo above."""
+
+
+def paired_t_test(d: Sequence[float]) -> float | None:
+    """Two-sided p-value of the paired t-test (one-sample t-test of the per-seed differences
+    ``d`` against 0; Student 1908, ``scipy.stats.ttest_1samp``).
+
+    ``d``: shape [n], one paired difference per seed (transfer minus scratch). Returns None with
+    fewer than 2 values. With zero variance: 1.0 when every difference is 0, else the exact
+    sign-flip p-value 2 / 2^n (the t statistic is infinite; the smallest p a sign-flip test
+    gives is the honest bound).
+
+    Under an A/A comparison (both arms from one distribution) the differences are symmetric about
+    0, where the t-test is exact for normal data and conservative for heavy tails; the
+    calibration benchmark (benchmarks/bench_calibration.py) checks its false-verdict rate.
+    """
+    x = np.asarray(d, dtype=float)
+    n = len(x)
+    if n < 2:
+        return None
+    if np.all(x == x[0]):
+        return 1.0 if x[0] == 0 else min(1.0, 2.0 / 2**n)
+    return float(stats.ttest_1samp(x, 0.0).pvalue)
+
+
+def sign_flip_test(d: Sequence[float], seed: int = BOOTSTRAP_SEED) -> float | None:
+    """Two-sided p-value of the paired sign-flip permutation test of the mean difference
+    (Fisher 1935; ``scipy.stats.permutation_test`` with ``permutation_type="samples"`` on one
+    sample flips signs). Exact up to 14 seeds, Monte Carlo (2^14 resamples, seeded) above.
+    None below :data:`MIN_PERMUTATION_SEEDS`, where it cannot reach 5%."""
+    x = np.asarray(d, dtype=float)
+    if len(x) < MIN_PERMUTATION_SEEDS:
+        return None
+    if np.all(x == 0):
+        return 1.0
+    res = stats.permutation_test(
+        (x,),
+        lambda v, axis: np.mean(v, axis=axis),
+        permutation_type="samples",
+        n_resamples=SIGN_FLIP_RESAMPLES,
+        vectorized=True,
+        alternative="two-sided",
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.pvalue)
+
+
+def decide(p_value: float | None, effect: float | None, level: float) -> str:
+    """``positive`` / ``negative`` when ``p_value < level`` (by the sign of ``effect``, the mean
+    paired difference), else ``inconclusive``."""
+    if p_value is None or effect is None or p_value >= level or effect == 0:
         return "inconclusive"
-    if ci[1] < 0:
-        return "negative"
-    if ci[0] > 0:
-        return "positive"
-    return "inconclusive"
+    return "positive" if effect > 0 else "negative"
+
+
+def seeds_needed(
+    d: Sequence[float], level: float = 0.05, power: float = 0.8, max_seeds: int = 1000
+) -> int | None:
+    """Seeds a paired t-test at two-sided ``level`` would need to detect the observed mean
+    difference with probability ``power``, taking the observed standard deviation as the truth
+    (power from the noncentral t distribution). ``d``: shape [n], n >= 2.
+
+    Returns None when it cannot be estimated (fewer than 2 values, zero mean difference or zero
+    spread) or when it exceeds ``max_seeds``. An estimate from few seeds is rough: it says how
+    many more seeds are worth running, not a guarantee."""
+    x = np.asarray(d, dtype=float)
+    if len(x) < 2:
+        return None
+    mean, sd = float(np.mean(x)), float(np.std(x, ddof=1))
+    if mean == 0 or sd == 0:
+        return None
+    effect = abs(mean) / sd
+    n = np.arange(2, max_seeds + 1)
+    crit = stats.t.ppf(1 - level / 2, n - 1)
+    nc = effect * np.sqrt(n)
+    pw = stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc)
+    ok = np.flatnonzero(pw >= power)
+    return int(n[ok[0]]) if len(ok) else None
+
+
+def holm(p_values: Sequence[float | None], alpha: float = 0.05) -> list[float | None]:
+    """Holm's step-down adjusted p-values (Holm 1979): reject hypothesis i at family-wise error
+    ``alpha`` when its adjusted p-value is < ``alpha``. None entries (no test) stay None and do
+    not count toward the family size."""
+    idx = [i for i, p in enumerate(p_values) if p is not None]
+    m = len(idx)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda j: p_values[j])):  # type: ignore[arg-type,return-value]
+        running = max(running, min(1.0, (m - rank) * float(p_values[i])))  # type: ignore[arg-type]
+        out[i] = running
+    return out
+
+
+def spent_alpha(fraction: float, alpha: float) -> float:
+    """Lan-DeMets alpha-spending function of Pocock type (Lan & DeMets 1983, Biometrika 70):
+    alpha * ln(1 + (e - 1) * fraction), the error spent by information fraction ``fraction``
+    in [0, 1] (here the seeds run so far over the maximum)."""
+    fraction = min(max(float(fraction), 0.0), 1.0)
+    return alpha * float(np.log1p((np.e - 1.0) * fraction))
+
+
+def look_schedule(min_seeds: int, max_seeds: int) -> list[int]:
+    """The seed counts at which an adaptive study looks: ``min_seeds``, then about 1.5x more each
+    round, ending at ``max_seeds`` (for 3 and 10: 3, 5, 8, 10)."""
+    looks = [min(min_seeds, max_seeds)]
+    while looks[-1] < max_seeds:
+        looks.append(min(max_seeds, max(looks[-1] + 2, int(np.ceil(looks[-1] * 1.5)))))
+    return looks
+
+
+def look_levels(looks: Sequence[int], max_seeds: int, alpha: float) -> list[float]:
+    """Nominal two-sided level of each look: the increment of :func:`spent_alpha` between looks.
+    Testing look k at its level keeps the chance of any false rejection over all looks at most
+    ``alpha`` by the union bound (conservative: the looks share seeds)."""
+    spent = [spent_alpha(n / max_seeds, alpha) for n in looks]
+    return [spent[0]] + [b - a for a, b in zip(spent, spent[1:])]
+
+
+@dataclass(frozen=True)
+class Look:
+    """One hypothesis at one look of an adaptive study.
+
+    Attributes:
+        status: ``positive`` / ``negative`` (decided), ``futile`` (stopped: the seeds it would
+            need exceed the maximum), ``undecided`` (the last look passed without a decision) or
+            ``continue`` (run more seeds).
+        n: seeds at this look.
+        p_value: paired t-test p-value of the differences.
+        level: the nominal level spent at this look.
+        seeds_needed: the estimate behind a futility stop (None when not estimable).
+    """
+
+    status: str
+    n: int
+    p_value: float | None
+    level: float
+    seeds_needed: int | None = None
+
+
+def sequential_look(
+    d: Sequence[float], k: int, looks: Sequence[int], max_seeds: int, alpha: float
+) -> Look:
+    """Decide one hypothesis at look ``k`` (0-based) of ``looks`` from its paired differences
+    ``d`` (shape [looks[k]]), with ``alpha`` this hypothesis's share of the family's error
+    (alpha / m, Bonferroni).
+
+    The look rejects when the paired t-test p-value is below the level spent there
+    (:func:`look_levels`); from the second look on, a hypothesis whose estimated seeds needed
+    (:func:`seeds_needed` at ``alpha``) exceed ``max_seeds`` stops as futile. Futility never
+    rejects, so it cannot raise the error (non-binding)."""
+    x = np.asarray(d, dtype=float)
+    level = look_levels(looks, max_seeds, alpha)[k]
+    p = paired_t_test(x)
+    status = decide(p, float(np.mean(x)) if len(x) else None, level)
+    if status != "inconclusive":
+        return Look(status, len(x), p, level)
+    if k == len(looks) - 1:
+        return Look("undecided", len(x), p, level, seeds_needed(x, alpha))
+    if k >= 1:
+        need = seeds_needed(x, alpha)
+        if need is None or need > max_seeds:
+            return Look("futile", len(x), p, level, need)
+    return Look("continue", len(x), p, level)

@@ -22,13 +22,16 @@ from stable_baselines3.common.logger import configure
 from agents import TransferError, get_adapter
 from envs import EnvPair
 from rl_transfer.evaluation import EvalLog, Evaluator, PeriodicEvalCallback, record_eval, tb_writer
-from rl_transfer.io import atomic_write, read_json, write_json
+from rl_transfer.io import SOURCE_CURVE_FILE, atomic_write, read_json, write_json
 from rl_transfer.methods import get_method
 from rl_transfer.tensorboard import transfer_text
 from rl_transfer.versions import package_versions
 
 ProgressFn = Callable[[int], None]
 REPLAY_FILE = "replay_buffer.pkl"
+CHECKPOINTS = "checkpoints"
+"""A source's folder of policy weights saved during pretraining, ``policy_<t>_steps.pt`` at
+t = 0 and at the first update boundary at or after each multiple of the evaluation interval."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class SourceJob:
     hyperparams: Mapping[str, Any]
     dir: Path
     imported: Path | None = None
+    eval_every: int | None = None
+    """Checkpoint interval (source steps); None saves no checkpoints."""
 
     @property
     def label(self) -> str:
@@ -103,6 +108,63 @@ class _EpisodeEnds(BaseCallback):
     def _on_step(self) -> bool:
         self.episode_done(self.locals["dones"])
         return True
+
+
+class _SourceCheckpoints(BaseCallback):
+    """Saves the policy's weights at t = 0 and at the first update boundary (the start of a
+    rollout, after the previous update) at or after each multiple of ``every`` source steps."""
+
+    def __init__(self, folder: Path, every: int) -> None:
+        super().__init__()
+        self.folder, self.every, self.next = folder, every, 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def save(self) -> None:
+        t = int(self.model.num_timesteps)
+        path = self.folder / f"policy_{t}_steps.pt"
+        atomic_write(path, lambda p: torch.save(self.model.policy.state_dict(), p))
+
+    def _on_rollout_start(self) -> None:
+        if self.model.num_timesteps >= self.next:
+            self.save()
+            while self.next <= self.model.num_timesteps:
+                self.next += self.every
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def source_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """``(source step, path)`` of each checkpoint of the source in ``folder``, by step."""
+    found = []
+    for path in (folder / CHECKPOINTS).glob("policy_*_steps.pt"):
+        found.append((int(path.name.split("_")[1]), path))
+    return sorted(found)
+
+
+def evaluate_source_segment(
+    source: SourceJob, adapter: Any, evaluator: Evaluator, out: Path
+) -> int:
+    """Evaluate every checkpoint of ``source`` (and its final model, at its last step) on the
+    target with ``evaluator``; write them to ``out`` (evaluations.npz layout, timesteps in source
+    steps). This is the source's measured curve on the target, the segment that total-time
+    accounting charges. Returns the number of points (0 and nothing written when the source has
+    no checkpoints: an imported model)."""
+    checkpoints = source_checkpoints(source.dir)
+    if not checkpoints:
+        return 0
+    final_steps = int(read_json(source.dir / "run.json")["source_steps"])
+    model = adapter.load(source.dir / "model.zip")
+    log = EvalLog()
+    for t, path in checkpoints:
+        if t >= final_steps:
+            continue
+        model.policy.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        log.add(t, *evaluator.evaluate(model))
+    model = adapter.load(source.dir / "model.zip")
+    log.add(final_steps, *evaluator.evaluate(model))
+    log.save(out)
+    return len(log.timesteps)
 
 
 def _is_done(folder: Path) -> bool:
@@ -205,7 +267,10 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
     else:
         model = adapter.make_model(job.pair.make_source, job.hyperparams, job.seed)
         model.set_logger(configure(str(tmp), ["tensorboard"]))
-        model.learn(total_timesteps=job.steps, callback=_ProgressCallback(report))
+        callbacks: list[BaseCallback] = [_ProgressCallback(report)]
+        if job.eval_every:
+            callbacks.append(_SourceCheckpoints(tmp / CHECKPOINTS, job.eval_every))
+        model.learn(total_timesteps=job.steps, callback=CallbackList(callbacks))
     evaluator = Evaluator(job.pair.make_source, job.eval_episodes, act=adapter.act)
     log = EvalLog()
     mean = record_eval(model, log, evaluator, model.num_timesteps)
@@ -224,6 +289,7 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
         "seed": job.seed,
         "source_steps": int(model.num_timesteps),
         "requested_steps": job.steps,
+        "checkpoint_every": job.eval_every if job.imported is None else None,
         "imported_from": str(job.imported) if job.imported else None,
         "final_eval_mean_return_on_source": mean,
         "hyperparams": dict(job.hyperparams),
@@ -354,6 +420,12 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     if writer is not None:
         writer.add_text("transfer/report", transfer_text(transfer), 0)
     evaluator = Evaluator(job.pair.make_target, job.eval_episodes, act=adapter.act)
+    if job.source is not None:
+        transfer["source_segment"] = (
+            "measured: the source's checkpoints evaluated on this target"
+            if evaluate_source_segment(job.source, adapter, evaluator, job.dir / SOURCE_CURVE_FILE)
+            else "none (imported source): total-time accounting assumes R_min"
+        )
     log = EvalLog()
     record_eval(model, log, evaluator, 0)
     eval_cb = PeriodicEvalCallback(evaluator, log, job.eval_every)

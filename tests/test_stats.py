@@ -1,9 +1,23 @@
-"""Aggregation over seeds against values computed by hand."""
+"""Aggregation, tests and decision procedures against values computed by hand."""
 
 import numpy as np
 import pytest
+from scipy import stats as sps
 
-from rl_transfer.stats import aggregate, iqm, probability_of_improvement, verdict
+from rl_transfer.stats import (
+    aggregate,
+    decide,
+    holm,
+    iqm,
+    look_levels,
+    look_schedule,
+    paired_t_test,
+    probability_of_improvement,
+    seeds_needed,
+    sequential_look,
+    sign_flip_test,
+    spent_alpha,
+)
 
 
 def test_iqm_trims_a_quarter_each_side():
@@ -24,7 +38,6 @@ def test_bootstrap_interval_of_three_values_by_hand():
     # 2.5th percentile = 0; 97.5th: P(mean <= 2) = 26/27 = 0.963 < 0.975 -> 3
     agg = aggregate([0.0, 0.0, 3.0])
     assert agg.ci == (0.0, 3.0)
-    # {0, 3, 3}: means 3 w.p. 8/27 and 0 w.p. 1/27 -> 2.5th = 0? P(mean=0)=1/27=0.037 > 0.025
     assert aggregate([0.0, 3.0, 3.0]).ci == (0.0, 3.0)
 
 
@@ -32,11 +45,8 @@ def test_bootstrap_is_seeded_and_matches_large_sample_percentiles():
     x = np.arange(20, dtype=float)
     a, b = aggregate(list(x)), aggregate(list(x))
     assert a.ci == b.ci
-    # hand check by numpy resampling with many draws: within 0.2 of scipy's interval
     rng = np.random.default_rng(1)
-    from scipy.stats import trim_mean
-
-    draws = trim_mean(rng.choice(x, size=(100_000, 20)), 0.25, axis=1)
+    draws = sps.trim_mean(rng.choice(x, size=(100_000, 20)), 0.25, axis=1)
     lo, hi = np.percentile(draws, [2.5, 97.5])
     assert a.ci[0] == pytest.approx(lo, abs=0.2)
     assert a.ci[1] == pytest.approx(hi, abs=0.2)
@@ -51,13 +61,73 @@ def test_degenerate_and_missing_values():
 
 
 def test_probability_of_improvement_counts_ties_half():
-    # pairs (x>y): x=1: vs 2,2,0 -> 1 win ; x=2: ties 2, win 1 -> 1 + 1 ; x=3: 3 wins -> total 6/9
     assert probability_of_improvement([1, 2, 3], [2, 2, 0]) == pytest.approx(6 / 9)
     assert probability_of_improvement([5, 5], [1, 1]) == 1.0
 
 
-def test_verdict_rule():
-    assert verdict((0.1, 0.3)) == "positive"
-    assert verdict((-0.3, -0.01)) == "negative"
-    assert verdict((-0.1, 0.2)) == "inconclusive"
-    assert verdict(None) == "inconclusive"
+def test_paired_t_test_by_hand():
+    # d = 1, 2, 3: mean 2, sd 1, t = 2 / (1 / sqrt 3) = 3.4641, df 2
+    t = 2 / (1 / np.sqrt(3))
+    assert paired_t_test([1.0, 2.0, 3.0]) == pytest.approx(2 * sps.t.sf(t, 2))
+    assert paired_t_test([1.0, 2.0, 3.0]) == pytest.approx(0.07418, abs=1e-5)
+    assert paired_t_test([0.0, 0.0, 0.0]) == 1.0  # no difference at all
+    assert paired_t_test([0.5] * 4) == pytest.approx(2 / 16)  # sign-flip bound
+    assert paired_t_test([1.0]) is None
+
+
+def test_sign_flip_test_exact_by_hand():
+    # d = 1..6, all positive: of 64 sign patterns only all-+ and all-- reach |mean| = 3.5
+    assert sign_flip_test([1, 2, 3, 4, 5, 6]) == pytest.approx(2 / 64)
+    # d = (-1, 2, 3, 4, 5, 6): |sum| >= 19 for flips of a subset S with sum(S) <= 1.5 ...
+    d = np.array([-1, 2, 3, 4, 5, 6], float)
+    signs = np.array(np.meshgrid(*[[-1, 1]] * 6)).reshape(6, -1).T
+    means = np.abs((signs * d).mean(axis=1))
+    assert sign_flip_test(d) == pytest.approx((means >= abs(d.mean()) - 1e-12).mean())
+    assert sign_flip_test([1, 2, 3, 4, 5]) is None  # cannot reach 5% below 6 seeds
+
+
+def test_decide_and_holm_by_hand():
+    assert decide(0.01, 0.3, 0.05) == "positive"
+    assert decide(0.01, -0.3, 0.05) == "negative"
+    assert decide(0.06, 0.3, 0.05) == "inconclusive"
+    assert decide(None, 0.3, 0.05) == "inconclusive"
+    # p sorted 0.01, 0.03, 0.04 -> 3 x 0.01 = 0.03, 2 x 0.03 = 0.06, max(0.06, 0.04) = 0.06
+    assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06])
+
+
+def test_seeds_needed_against_noncentral_t():
+    d = [0.1, 0.3, 0.2]  # effect size mean / sd = 0.2 / 0.1 = 2
+    n = seeds_needed(d)
+    power = lambda k: sps.nct.sf(sps.t.ppf(0.975, k - 1), k - 1, 2 * np.sqrt(k))  # noqa: E731
+    assert power(n) >= 0.8 > power(n - 1)
+    assert n == 5
+    assert seeds_needed([0.1, -0.1]) is None  # no effect to detect
+
+
+def test_alpha_spending_and_looks():
+    assert look_schedule(3, 10) == [3, 5, 8, 10]
+    assert look_schedule(3, 3) == [3]
+    assert spent_alpha(1.0, 0.05) == pytest.approx(0.05)
+    assert spent_alpha(0.3, 0.05) == pytest.approx(0.05 * np.log(1 + (np.e - 1) * 0.3))
+    levels = look_levels([3, 5, 8, 10], 10, 0.05)
+    assert sum(levels) == pytest.approx(0.05)  # the whole alpha, spent over the looks
+    assert all(v > 0 for v in levels)
+
+
+def test_sequential_look_statuses():
+    looks = [3, 5, 8, 10]
+    assert sequential_look([0.1, 0.12, 0.11], 0, looks, 10, 0.025).status == "positive"
+    assert sequential_look([0.1, -0.1, 0.05], 0, looks, 10, 0.025).status == "continue"
+    # second look, no effect: futile; last look undecided
+    flat = [0.1, -0.12, 0.01, 0.02, -0.03]
+    assert sequential_look(flat, 1, looks, 10, 0.025).status == "futile"
+    assert sequential_look(flat, 3, looks, 10, 0.025).status == "undecided"
+
+
+def test_aa_false_verdicts_at_most_five_percent_small_simulation():
+    # a quick guard; the full calibration is benchmarks/bench_calibration.py
+    rng = np.random.default_rng(0)
+    for n in (3, 6):
+        d = rng.standard_t(3, size=(2000, n)) - rng.standard_t(3, size=(2000, n))
+        rate = np.mean([paired_t_test(row) < 0.05 for row in d])
+        assert rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 2000)

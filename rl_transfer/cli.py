@@ -29,6 +29,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seeds(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'auto', got {text!r}"
+        ) from None
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
 def _names(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
@@ -67,7 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="transfer methods, comma-separated (default: policy,value); "
         "scratch always runs as the baseline",
     )
-    run.add_argument("--seeds", type=_positive_int, help="number of seeds (default: 3)")
+    run.add_argument(
+        "--seeds",
+        type=_seeds,
+        metavar="N|auto",
+        help="number of seeds (default: 3), or auto: rounds of 3, 5, 8, ... seeds until each "
+        "comparison is decided or futile, at most --max-seeds",
+    )
+    run.add_argument(
+        "--max-seeds",
+        type=_positive_int,
+        metavar="N",
+        help="the most seeds --seeds auto runs (default: 10)",
+    )
+    run.add_argument(
+        "--seed-offset",
+        type=_non_negative_int,
+        metavar="K",
+        help="first seed (default: 0): seeds K, K+1, ...",
+    )
     run.add_argument("--source-steps", type=_positive_int, help="source pretraining env steps")
     run.add_argument("--target-steps", type=_positive_int, help="target env steps per run")
     run.add_argument("--eval-every", type=_positive_int, help="target steps between evaluations")
@@ -160,6 +199,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "algos": args.algo,
         "methods": args.methods,
         "seeds": args.seeds,
+        "max_seeds": args.max_seeds,
+        "seed_offset": args.seed_offset,
         "source_steps": args.source_steps,
         "target_steps": args.target_steps,
         "eval_every": args.eval_every,

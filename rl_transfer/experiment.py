@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rl_transfer.report import print_tables, write_reports
+from rl_transfer.io import SEQUENTIAL_FILE, write_json
+from rl_transfer.report import ALPHA, hypothesis_id, print_tables, summarize, write_reports
 from rl_transfer.runner import FolderLock, Plan, execute_local, execute_ray, plan, write_spec
-from rl_transfer.spec import spec_from
+from rl_transfer.spec import MIN_SEEDS, ExperimentSpec, spec_from
+from rl_transfer.stats import look_schedule, sequential_look
 
 
 @dataclass
@@ -71,7 +73,8 @@ class Experiment:
     def run(self, on_start: Callable[[Plan], None] | None = None) -> ExperimentResult:
         """Train every source and target run not yet done, then write the reports.
 
-        ``on_start(plan)`` is called once the folder is locked and the jobs are planned.
+        ``on_start(plan)`` is called once the folder is locked and the jobs are planned (with
+        adaptive seeds, once per look).
 
         Raises:
             SpecError: another process is writing the folder.
@@ -81,14 +84,101 @@ class Experiment:
         with FolderLock(root):
             self.spec.check_resumable()
             write_spec(self.spec, root)
-            jobs = plan(self.spec, root)
-            if on_start is not None:
-                on_start(jobs)
-            if self.spec.backend == "ray":
-                runs = execute_ray(jobs, self.spec.workers, self.quiet, self.spec.ray_address)
+            if self.spec.adaptive:
+                reused, runs = self._run_adaptive(root, on_start)
             else:
-                runs = execute_local(jobs, self.spec.workers, self.quiet)
+                jobs = plan(self.spec, root)
+                if on_start is not None:
+                    on_start(jobs)
+                reused, runs = jobs.reused, self._execute(jobs)
             summary = write_reports(root)
         return ExperimentResult(
-            root, summary, jobs.reused + runs, len(jobs.reused), round(time.time() - started, 1)
+            root, summary, reused + runs, len(reused), round(time.time() - started, 1)
         )
+
+    def _execute(self, jobs: Plan) -> list[dict[str, Any]]:
+        if self.spec.backend == "ray":
+            return execute_ray(jobs, self.spec.workers, self.quiet, self.spec.ray_address)
+        return execute_local(jobs, self.spec.workers, self.quiet)
+
+    def _run_adaptive(
+        self, root: Path, on_start: Callable[[Plan], None] | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Seeds in rounds: at each look (3, 5, 8, ... up to max_seeds), every open comparison
+        is tested at the level spent there (alpha / m each, Lan-DeMets Pocock-type spending)
+        and stops when decided or futile; the next round runs more seeds for the open ones
+        only. The looks and decisions go to sequential.json (written at every look, so a
+        resumed experiment takes the same decisions from the same runs)."""
+        spec = self.spec
+        seeds = spec.seed_list()
+        looks = look_schedule(MIN_SEEDS, spec.max_seeds)
+        hypotheses = _hypotheses(spec)
+        share = ALPHA / len(hypotheses)
+        open_ = set(hypotheses)
+        decisions: dict[str, dict[str, Any]] = {}
+        reused: list[dict[str, Any]] = []
+        runs: list[dict[str, Any]] = []
+        record: dict[str, Any] = {
+            "max_seeds": spec.max_seeds,
+            "looks": looks,
+            "alpha": ALPHA,
+            "alpha_per_hypothesis": share,
+            "taken": [],
+            "decisions": decisions,
+        }
+        for k, n in enumerate(looks):
+            jobs = plan(spec, root, seeds=seeds[:n], only=open_)
+            if on_start is not None:
+                on_start(jobs)
+            reused += jobs.reused
+            runs += self._execute(jobs)
+            summary = summarize(root)
+            by_id = {hypothesis_id(r): r for r in summary["results"]}
+            statuses = {}
+            for h in sorted(open_):
+                entry = by_id.get("/".join(h))
+                d = []
+                if entry is not None:
+                    gains = entry["metrics"]["normalized_area_gain"]["per_seed"]
+                    d = [
+                        v for s, v in zip(entry["seeds"], gains) if v is not None and s in seeds[:n]
+                    ]
+                look = sequential_look(d, k, looks, spec.max_seeds, share)
+                statuses["/".join(h)] = look.status
+                if look.status != "continue":
+                    decisions["/".join(h)] = {
+                        "status": look.status,
+                        "verdict": look.status
+                        if look.status in ("positive", "negative")
+                        else "inconclusive",
+                        "n": look.n,
+                        "look": k + 1,
+                        "p_value": look.p_value,
+                        "level": look.level,
+                        "seeds_needed": look.seeds_needed,
+                    }
+                    open_.discard(h)
+            record["taken"].append({"look": k + 1, "seeds": n, "status": statuses})
+            write_json(root / SEQUENTIAL_FILE, record)
+            if not self.quiet:
+                _print_look(k + 1, n, statuses)
+            if not open_:
+                break
+        return reused, runs
+
+
+def _hypotheses(spec: ExperimentSpec) -> list[tuple[str, str, str]]:
+    return [
+        (p, a, m)
+        for p in spec.pairs
+        for a in spec.algos
+        for m in spec.all_methods()
+        if m != "scratch"
+    ]
+
+
+def _print_look(k: int, n: int, statuses: dict[str, str]) -> None:
+    import sys
+
+    parts = ", ".join(f"{h}: {s}" for h, s in statuses.items())
+    print(f"look {k} ({n} seeds): {parts}", file=sys.stderr)

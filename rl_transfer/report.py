@@ -34,7 +34,13 @@ from rl_transfer.metrics import (
     seed_metrics,
     total_time_curve,
 )
-from rl_transfer.stats import aggregate, decide, holm, probability_of_improvement
+from rl_transfer.stats import (
+    aggregate,
+    decide,
+    holm,
+    probability_of_improvement,
+    seeds_needed,
+)
 
 ALPHA = 0.05
 VERDICT_RULE = (
@@ -248,6 +254,11 @@ def family_verdicts(
         "procedure": "Holm (1979) step-down over the family's paired t-test p-values",
         "design": "fixed seeds",
     }
+    m = max(1, len(results))
+    for r in results:
+        if r["verdict"] == "inconclusive":
+            d = [v for v in r["metrics"]["normalized_area_gain"]["per_seed"] if v is not None]
+            r["seeds_needed"] = seeds_needed(d, alpha / m)
     if sequential is not None:
         decisions = sequential.get("decisions", {})
         for r in results:
@@ -256,6 +267,7 @@ def family_verdicts(
                 continue
             r["verdict"] = d["verdict"]
             r["sequential"] = d
+            r["seeds_needed"] = d.get("seeds_needed") if d["verdict"] == "inconclusive" else None
         info.update(
             {
                 "design": "adaptive seeds",
@@ -334,7 +346,10 @@ def decision_line(entry: dict[str, Any]) -> str:
     parts = [f"paired t-test p = {_p(entry['p_value'])}"]
     if entry.get("sequential"):
         seq = entry["sequential"]
-        parts.append(f"sequential: {seq['status']} at {seq['n']} seeds")
+        parts.append(
+            f"sequential: {seq['status']} at look {seq['look']} ({seq['n']} seeds, level "
+            f"{_p(seq['level'])})"
+        )
     elif entry.get("p_value_adjusted") is not None:
         parts.append(f"Holm-adjusted p = {_p(entry['p_value_adjusted'])}")
     if entry.get("p_value_sign_flip") is not None:
@@ -343,9 +358,10 @@ def decision_line(entry: dict[str, Any]) -> str:
         need = entry.get("seeds_needed")
         parts.append(
             f"undecided with {len(entry['seeds'])} seeds; about {need} would decide it "
-            "(80% power at the observed effect)"
+            "(80% power at the observed effect, at this family's level)"
             if need
-            else f"undecided with {len(entry['seeds'])} seeds; no effect to detect at this spread"
+            else f"undecided with {len(entry['seeds'])} seeds; the observed effect is too "
+            "small for any affordable number of seeds to decide"
         )
     return "; ".join(parts)
 

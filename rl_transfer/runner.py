@@ -41,8 +41,17 @@ class Plan:
     """Sources needed by ``targets`` that the cache already holds (not trained again)."""
 
 
-def plan(spec: ExperimentSpec, root: Path) -> Plan:
-    """Expand ``spec`` into jobs: pairs x algos x methods (scratch included) x seeds."""
+def plan(
+    spec: ExperimentSpec,
+    root: Path,
+    seeds: list[int] | None = None,
+    only: set[tuple[str, str, str]] | None = None,
+) -> Plan:
+    """Expand ``spec`` into jobs: pairs x algos x methods (scratch included) x seeds.
+
+    ``seeds``: the seeds to plan (default: every seed of the spec). ``only``: the
+    (pair, algo, method) comparisons still open (adaptive seeds); their scratch runs come
+    with them, the other methods are left out."""
     root = root.resolve()
     sources: dict[str, SourceJob] = {}
     targets, reused = [], []
@@ -52,9 +61,15 @@ def plan(spec: ExperimentSpec, root: Path) -> Plan:
         for algo in spec.algos:
             budget = spec.budget(pair, algo)
             hp = get_adapter(algo).hyperparams(pair.target.family)
-            for seed in range(spec.seeds):
+            methods = spec.all_methods()
+            if only is not None:
+                wanted_methods = {m for p, a, m in only if (p, a) == (pair.name, algo)}
+                methods = [m for m in methods if m in wanted_methods or m == "scratch"]
+                if len(methods) == 1:
+                    continue
+            for seed in spec.seed_list() if seeds is None else seeds:
                 src = None
-                if needs_source:
+                if needs_source and any(get_method(m).needs_source for m in methods):
                     key = source_key(
                         pair,
                         algo,
@@ -80,7 +95,7 @@ def plan(spec: ExperimentSpec, root: Path) -> Plan:
                             eval_every=budget["eval_every"],
                         ),
                     )
-                for method in spec.all_methods():
+                for method in methods:
                     job = TargetJob(
                         pair=pair,
                         algo=algo,

@@ -25,6 +25,8 @@ from rl_transfer.versions import package_versions
 
 DEFAULT_PAIR = "cartpole-long-pole"
 DEFAULT_METHODS = ("policy", "value")
+MIN_SEEDS = 3
+"""Seeds of the first look of an adaptive experiment."""
 BACKENDS = ("local", "ray")
 
 
@@ -36,7 +38,12 @@ class ExperimentSpec:
         pairs: env pair names (``rl-transfer pairs`` lists them).
         algos: algorithm names (``ppo``, ``dqn``).
         methods: transfer methods; ``scratch`` is always added as the baseline.
-        seeds: number of seeds; seed i's target runs start from source seed i.
+        seeds: number of seeds, or ``"auto"``: seeds run in rounds (3, then about 1.5x more
+            each round, up to ``max_seeds``) and a comparison stops once decided or futile
+            (sequential testing with alpha spending; docs/metrics.md). Seed i's target runs
+            start from source seed i.
+        max_seeds: the most seeds ``seeds="auto"`` runs.
+        seed_offset: the first seed (seeds are ``seed_offset .. seed_offset + n - 1``).
         source_steps, target_steps, eval_every: env steps; None takes the pair's budget.
         eval_episodes: fixed evaluation episodes per evaluation.
         threshold: time-to-threshold level; None takes the pair's.
@@ -56,7 +63,9 @@ class ExperimentSpec:
     pairs: list[str] = field(default_factory=lambda: [DEFAULT_PAIR])
     algos: list[str] = field(default_factory=lambda: ["ppo"])
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    seeds: int = 3
+    seeds: int | str = 3
+    max_seeds: int = 10
+    seed_offset: int = 0
     source_steps: int | None = None
     target_steps: int | None = None
     eval_every: int | None = None
@@ -102,8 +111,23 @@ class ExperimentSpec:
                         f"method {m!r} is not supported by {algo}: it needs the part(s) "
                         f"{', '.join(missing)}; algorithms that support it: {', '.join(able)}"
                     )
+        if self.seeds == "auto":
+            if self.max_seeds < MIN_SEEDS:
+                raise SpecError(
+                    f"max_seeds must be at least {MIN_SEEDS} with seeds 'auto', "
+                    f"got {self.max_seeds}"
+                )
+        elif isinstance(self.seeds, str):
+            raise SpecError(f"seeds must be a positive integer or 'auto', got {self.seeds!r}")
+        if (
+            isinstance(self.seed_offset, bool)
+            or not isinstance(self.seed_offset, int)
+            or (self.seed_offset < 0)
+        ):
+            raise SpecError(f"seed_offset must be an integer >= 0, got {self.seed_offset!r}")
         for label, value in (
-            ("seeds", self.seeds),
+            ("seeds", None if self.seeds == "auto" else self.seeds),
+            ("max_seeds", self.max_seeds),
             ("source_steps", self.source_steps),
             ("target_steps", self.target_steps),
             ("eval_every", self.eval_every),
@@ -203,6 +227,16 @@ class ExperimentSpec:
     def pair_objects(self) -> list[EnvPair]:
         return [get_pair(p) for p in self.pairs]
 
+    @property
+    def adaptive(self) -> bool:
+        """True with ``seeds="auto"``."""
+        return self.seeds == "auto"
+
+    def seed_list(self) -> list[int]:
+        """Every seed the experiment may run (with ``auto``: up to ``max_seeds``)."""
+        n = self.max_seeds if self.adaptive else int(self.seeds)
+        return list(range(self.seed_offset, self.seed_offset + n))
+
     def all_methods(self) -> list[str]:
         return ["scratch"] + [m for m in self.methods if m != "scratch"]
 
@@ -232,7 +266,11 @@ class ExperimentSpec:
             },
             "algos": list(self.algos),
             "methods": self.all_methods(),
-            "seeds": list(range(self.seeds)),
+            "seeds": (
+                {"auto": True, "max_seeds": self.max_seeds, "first": self.seed_offset}
+                if self.adaptive
+                else self.seed_list()
+            ),
             "eval_episodes": self.eval_episodes,
             "threshold": self.threshold,
             "asymptote_window": self.asymptote_window,
@@ -282,7 +320,9 @@ class ExperimentSpec:
 
 
 def _study_model():  # noqa: ANN202  (built lazily: pydantic is imported only for study files)
-    from pydantic import BaseModel, ConfigDict, PositiveInt
+    from typing import Literal
+
+    from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt
 
     class StudyFile(BaseModel):
         """A study written down as a YAML file; every key optional, same names as the flags."""
@@ -292,7 +332,9 @@ def _study_model():  # noqa: ANN202  (built lazily: pydantic is imported only fo
         pairs: list[str] | None = None
         algos: list[str] | None = None
         methods: list[str] | None = None
-        seeds: PositiveInt | None = None
+        seeds: PositiveInt | Literal["auto"] | None = None
+        max_seeds: PositiveInt | None = None
+        seed_offset: NonNegativeInt | None = None
         source_steps: PositiveInt | None = None
         target_steps: PositiveInt | None = None
         eval_every: PositiveInt | None = None
@@ -312,6 +354,8 @@ STUDY_KEYS = (
     "algos",
     "methods",
     "seeds",
+    "max_seeds",
+    "seed_offset",
     "source_steps",
     "target_steps",
     "eval_every",

@@ -126,12 +126,17 @@ class Experiment:
             "taken": [],
             "decisions": decisions,
         }
+        ran: set[tuple[str, str, str, int]] = set()
         for k, n in enumerate(looks):
             jobs = plan(spec, root, seeds=seeds[:n], only=open_)
+            # runs finished at an earlier look of this invocation are not "reused"
+            jobs.reused = [i for i in jobs.reused if _run_id(i) not in ran]
             if on_start is not None:
                 on_start(jobs)
             reused += jobs.reused
-            runs += self._execute(jobs)
+            new = self._execute(jobs)
+            runs += new
+            ran |= {_run_id(i) for i in new + jobs.reused}
             summary = summarize(root)
             by_id = {hypothesis_id(r): r for r in summary["results"]}
             statuses = {}
@@ -160,11 +165,14 @@ class Experiment:
                     open_.discard(h)
             record["taken"].append({"look": k + 1, "seeds": n, "status": statuses})
             write_json(root / SEQUENTIAL_FILE, record)
-            if not self.quiet:
-                _print_look(k + 1, n, statuses)
+            _print_look(k + 1, n, statuses)
             if not open_:
                 break
         return reused, runs
+
+
+def _run_id(info: dict[str, Any]) -> tuple[str, str, str, int]:
+    return (info.get("pair", ""), info.get("algo", ""), info.get("method", ""), info["seed"])
 
 
 def _hypotheses(spec: ExperimentSpec) -> list[tuple[str, str, str]]:
@@ -178,6 +186,7 @@ def _hypotheses(spec: ExperimentSpec) -> list[tuple[str, str, str]]:
 
 
 def _print_look(k: int, n: int, statuses: dict[str, str]) -> None:
+    """One line per look on stderr (a decision, shown even with --quiet)."""
     import sys
 
     parts = ", ".join(f"{h}: {s}" for h, s in statuses.items())

@@ -179,6 +179,9 @@ def test_report_rebuilds_the_same_summary(tiny_experiment, tmp_path):
         (["--target-steps", "0"], "must be a positive integer, got 0"),
         (["--source-steps", "-5"], "must be a positive integer, got -5"),
         (["--out", "/proc/version/x"], "is not usable"),
+        (["--seeds", "many"], "expected a positive integer or 'auto', got 'many'"),
+        (["--seeds", "auto", "--max-seeds", "2"], "max_seeds must be at least 3"),
+        (["--seed-offset", "-1"], "must be an integer >= 0, got -1"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, message):
@@ -318,3 +321,30 @@ def test_report_of_a_folder_with_no_finished_run(tmp_path):
     proc = cli("report", "exp", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert read_json(tmp_path / "exp/summary.json")["results"] == []
+
+
+def test_adaptive_seeds_look_and_stop_per_comparison(tmp_path):
+    """--seeds auto: looks at 3 then 5 seeds; a comparison decided or futile at a look runs no
+    more seeds; the decisions are in sequential.json and the summary's verdicts follow them."""
+    i = TINY.index("--seeds")
+    args = TINY[:i] + TINY[i + 2 :]
+    proc = run_exp(tmp_path, *args, "--seeds", "auto", "--max-seeds", "5", "--seed-offset", "10")
+    assert proc.returncode == 0, proc.stderr
+    root = tmp_path / "exp"
+    seq = read_json(root / "sequential.json")
+    assert seq["looks"] == [3, 5] and seq["alpha_per_hypothesis"] == pytest.approx(0.025)
+    summary = read_json(root / "summary.json")
+    assert summary["family"]["design"] == "adaptive seeds" and summary["family"]["size"] == 2
+    first = seq["taken"][0]["status"]
+    for r in summary["results"]:
+        h = f"{r['pair']}/{r['algo']}/{r['method']}"
+        d = seq["decisions"][h]
+        assert r["verdict"] == d["verdict"]
+        assert d["status"] in {"positive", "negative", "futile", "undecided"}
+        expected = [10, 11, 12] if first[h] != "continue" else [10, 11, 12, 13, 14]
+        assert r["seeds"] == expected  # seed offset 10; no seeds past the deciding look
+        runs = sorted(p.name for p in (root / r["pair"] / r["algo"] / r["method"]).iterdir())
+        assert runs == [f"seed_{s}" for s in expected]
+        # the decision's p-value is the paired t-test on the seeds of that look
+        assert d["p_value"] == pytest.approx(r["p_value"])
+    assert "look 1 (3 seeds)" in proc.stderr

@@ -351,6 +351,12 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     if method.jsrl:
         from rl_transfer.jsrl import JSRLCallback
 
+        if budget.rollout is not None and budget.steps - budget.rollout < budget.n_envs:
+            raise TransferError(
+                f"jsrl: the budget of {budget.steps} steps is one rollout of the learner's "
+                f"({budget.rollout} env steps between updates), so it leaves the guide no step; "
+                f"raise --target-steps above {budget.rollout}"
+            )
         jsrl_cb = JSRLCallback(int(knobs["horizon"]), knobs["anneal"], budget)
         model.env.env_method("set_horizon", jsrl_cb.initial_horizon())
         callbacks.insert(0, jsrl_cb)  # counts the guide's steps before the others read t

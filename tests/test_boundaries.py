@@ -128,3 +128,22 @@ def test_target_run_ends_its_schedules_at_progress_zero(tmp_path):
     assert model._current_progress_remaining == 0.0
     assert [g["lr"] for g in model.policy.optimizer.param_groups] == [0.0]
     assert model.clip_range(model._current_progress_remaining) == 0.0
+
+
+def test_jsrl_with_a_one_rollout_budget_is_refused(tmp_path):
+    """A budget of one PPO rollout (8 envs x 32 steps) leaves jsrl's guide no step that would
+    not take the run past scratch's 256: the run fails before training and says why."""
+    from rl_transfer.train import SourceJob, train_source
+
+    adapter = get_adapter("ppo")
+    pair = envs.get_pair("cartpole-long-pole")
+    hp = {**adapter.hyperparams("cartpole"), "policy_kwargs": {"net_arch": [16]}}
+    source = SourceJob("k", pair, "ppo", 0, 256, 1, hp, tmp_path / "source")
+    assert train_source(source)["status"] == "done"
+    job = TargetJob(pair, "ppo", "jsrl", 0, 200, 100, 1, hp, tmp_path / "jsrl", source)
+    info = train_target(job)
+    assert info["status"] == "failed"
+    assert info["error"] == (
+        "TransferError: jsrl: the budget of 256 steps is one rollout of the learner's (256 env "
+        "steps between updates), so it leaves the guide no step; raise --target-steps above 256"
+    )

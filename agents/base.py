@@ -53,8 +53,16 @@ class TransferRecord:
 
 
 def _linear(start: float) -> Callable[[float], float]:
+    """rl-baselines3-zoo's ``lin_X``: ``start`` at progress_remaining 1, 0 at progress_remaining 0.
+
+    progress_remaining is clamped to [0, 1]: SB3 sets it to ``1 - num_timesteps / total`` and
+    ``learn`` rounds ``total`` up to whole rollouts, so it goes below 0 in the last rollout of a
+    budget that is not a multiple of the rollout; unclamped, the learning rate or clip range of
+    that update would be negative. The schedule never passes its final value (0).
+    """
+
     def schedule(progress_remaining: float) -> float:
-        return progress_remaining * start
+        return min(1.0, max(0.0, progress_remaining)) * start
 
     return schedule
 
@@ -127,10 +135,21 @@ class AgentAdapter:
             )
 
     def make_vec_env(
-        self, env_fn: Callable[[], gymnasium.Env], n_envs: int, seed: int
+        self,
+        env_fn: Callable[[], gymnasium.Env],
+        n_envs: int,
+        seed: int,
+        wrapper: Callable[[gymnasium.Env], gymnasium.Env] | None = None,
     ) -> DummyVecEnv:
-        """``n_envs`` Monitor-wrapped envs in one process; env ``i`` seeded ``seed + i``."""
-        return make_vec_env(env_fn, n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv)
+        """``n_envs`` envs in one process; env ``i`` seeded ``seed + i``.
+
+        Each env is ``wrapper(Monitor(env_fn()))``: SB3's Monitor sits right on the task, so the
+        ``rollout/ep_rew_mean`` and ``rollout/ep_len_mean`` it feeds are the task's own episode
+        returns and lengths, whatever ``wrapper`` (reward shaping, a guide's roll-in) does on top.
+        """
+        return make_vec_env(
+            env_fn, n_envs=n_envs, seed=seed, vec_env_cls=DummyVecEnv, wrapper_class=wrapper
+        )
 
     def make_model(
         self,
@@ -138,13 +157,15 @@ class AgentAdapter:
         hyperparams: Mapping[str, Any],
         seed: int,
         overrides: Mapping[str, Any] | None = None,
+        wrapper: Callable[[gymnasium.Env], gymnasium.Env] | None = None,
     ) -> BaseAlgorithm:
         """Build a fresh model on a new vectorised env of ``env_fn``.
 
         ``overrides`` replace hyperparameters after parsing (used by transfer methods, for
-        example DQN's exploration start). The model runs on the CPU.
+        example DQN's exploration start). ``wrapper`` goes around each training env's Monitor
+        (see :meth:`make_vec_env`). The model runs on the CPU.
         """
-        hp = dict(hyperparams)
+        hp = copy.deepcopy(dict(hyperparams))  # SB3's A2C adds optimizer_class to policy_kwargs
         n_envs = int(hp.pop("n_envs", 1))
         policy = hp.pop("policy", "MlpPolicy")
         hp.pop("n_timesteps", None)
@@ -155,10 +176,27 @@ class AgentAdapter:
         noise_type = hp.pop("noise_type", None)
         noise_std = float(hp.pop("noise_std", 0.1))
         hp.update(overrides or {})
-        env = self.make_vec_env(env_fn, n_envs, seed)
+        env = self.make_vec_env(env_fn, n_envs, seed, wrapper)
         if noise_type is not None:
             hp["action_noise"] = _action_noise(noise_type, noise_std, env.action_space)
         return self.algo_class(policy, env, seed=seed, device="cpu", verbose=0, **hp)
+
+    def rollout_steps(self, model: BaseAlgorithm) -> int | None:
+        """Env steps (over all training envs) between two consecutive updates of ``model``:
+        ``n_steps * n_envs`` on-policy, ``train_freq * n_envs`` off-policy with ``train_freq`` in
+        steps; None when ``train_freq`` counts episodes (a rollout's length then varies).
+
+        SB3's ``learn(total)`` runs whole rollouts while ``num_timesteps < total``, so it takes
+        ``ceil(total / rollout_steps) * rollout_steps`` steps (sources:
+        ``OnPolicyAlgorithm.learn``, ``OffPolicyAlgorithm.learn`` of stable-baselines3 2.x).
+        """
+        from stable_baselines3.common.type_aliases import TrainFrequencyUnit
+
+        if not self.off_policy:
+            return int(model.n_steps * model.n_envs)
+        if model.train_freq.unit != TrainFrequencyUnit.STEP:
+            return None
+        return int(model.train_freq.frequency * model.n_envs)
 
     def load(self, path: Path) -> BaseAlgorithm:
         """Load a saved model (weights for reading parts; no env attached)."""

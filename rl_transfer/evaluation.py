@@ -122,11 +122,21 @@ def record_eval(model: BaseAlgorithm, log: EvalLog, evaluator: Evaluator, t: int
 
 
 class PeriodicEvalCallback(BaseCallback):
-    """Evaluates every ``eval_every`` env steps (counted across all training envs).
+    """Evaluates at the first update boundary at or after each multiple of ``eval_every`` env
+    steps (counted across all training envs), and records the step actually reached there.
 
-    The evaluation at t = 0 is done by the caller before ``learn``; this callback evaluates when
-    ``num_timesteps`` first reaches each multiple of ``eval_every``, and ``on_progress(t, mean)``
-    is called after each evaluation (progress display).
+    An update boundary is the start of a rollout (``on_rollout_start``): stable-baselines3's
+    ``learn`` loops (on- and off-policy, 2.x) call ``collect_rollouts``, which calls
+    ``on_rollout_start`` before its first env step, and update the networks (``train()``) after
+    it returns; off-policy learners before ``learning_starts`` skip the update, and with
+    ``train_freq`` in episodes a rollout is that many episodes. So the model evaluated at a row
+    ``t`` is the one after every update of the steps before ``t``; an evaluation inside a
+    rollout would miss the update of the steps already collected (for PPO/A2C, the whole
+    rollout's).
+
+    The evaluation at t = 0 is done by the caller before ``learn``, the last one by the caller
+    after ``learn`` returns (after the final update). ``on_progress(t, mean)`` is called after
+    each evaluation (progress display).
     """
 
     def __init__(
@@ -143,11 +153,15 @@ class PeriodicEvalCallback(BaseCallback):
         self.next_eval = eval_every
         self.on_progress = on_progress
 
+    def _on_rollout_start(self) -> None:
+        t = int(self.model.num_timesteps)
+        if t < self.next_eval:
+            return
+        mean = record_eval(self.model, self.log, self.evaluator, t)
+        while self.next_eval <= t:
+            self.next_eval += self.eval_every
+        if self.on_progress is not None:
+            self.on_progress(t, mean)
+
     def _on_step(self) -> bool:
-        if self.num_timesteps >= self.next_eval:
-            mean = record_eval(self.model, self.log, self.evaluator, self.num_timesteps)
-            while self.next_eval <= self.num_timesteps:
-                self.next_eval += self.eval_every
-            if self.on_progress is not None:
-                self.on_progress(self.num_timesteps, mean)
         return True

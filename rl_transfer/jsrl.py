@@ -4,7 +4,9 @@ every training episode, then the learner takes over; h is annealed from H to 0.
 The learner never sees the guide's steps (its episode starts where the guide stops), so its own
 transitions stay on-policy for PPO and A2C. The guide's steps are target env steps all the same:
 they are added to the learner's step counter, so they count toward t (the budget, the evaluation
-grid and every metric).
+grid and every metric). They are capped so that the run never passes its budget
+(:class:`rl_transfer.budget.StepBudget`): before each env step, h is at most the budget left after
+the steps the learner will still take in the current rollout, shared among the training envs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 import gymnasium
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
+
+from rl_transfer.budget import StepBudget
 
 Guide = Callable[[np.ndarray], Any]
 
@@ -57,25 +61,57 @@ class GuideRollIn(gymnasium.Wrapper):
 
 
 class JSRLCallback(BaseCallback):
-    """Anneals h = H * max(0, 1 - t / (anneal * budget)) and adds the guide's steps to the
-    learner's step counter. ``guide_steps`` totals them."""
+    """Anneals h = H * max(0, 1 - t / (anneal * budget)), caps it by the budget left, and adds
+    the guide's steps to the learner's step counter. ``guide_steps`` totals them.
 
-    def __init__(self, horizon: int, anneal: float) -> None:
+    The cap, before each env step of the vectorised env: h <= (budget - t - L) // n_envs, L the
+    env steps the learner still takes in the current rollout, this step included (each env that
+    resets during the step takes at most h guide steps). So no rollout ends past the budget; the
+    run then stops at the first update boundary from which a whole rollout no longer fits
+    (:class:`rl_transfer.budget.BudgetStop`). The guide's roll-in at the first reset (inside
+    ``learn``'s setup) is capped the same way by :meth:`initial_horizon`.
+    """
+
+    def __init__(self, horizon: int, anneal: float, budget: StepBudget) -> None:
         super().__init__()
-        self.horizon, self.anneal = horizon, anneal
+        self.horizon, self.anneal, self.budget = horizon, anneal, budget
         self.guide_steps = 0
+        self._learner_steps = 0  # env steps of the learner in the current rollout
+
+    def _learner_steps_left(self) -> int:
+        """Env steps the learner still takes in the current rollout, the next one included."""
+        if self.budget.rollout is None:  # train_freq in episodes: at least the next step
+            return self.budget.n_envs
+        return max(self.budget.n_envs, self.budget.rollout - self._learner_steps)
 
     def _current(self) -> int:
-        budget = max(1.0, self.anneal * self.model._total_timesteps)
-        return int(round(self.horizon * max(0.0, 1.0 - self.num_timesteps / budget)))
+        t = self.model.num_timesteps
+        anneal = max(1.0, self.anneal * self.budget.steps)
+        annealed = int(round(self.horizon * max(0.0, 1.0 - t / anneal)))
+        room = (self.budget.steps - t - self._learner_steps_left()) // self.budget.n_envs
+        return max(0, min(annealed, room))
 
-    def _on_training_start(self) -> None:
-        self.training_env.env_method("set_horizon", self.horizon)
+    def initial_horizon(self) -> int:
+        """h for the first reset of the training envs (t = 0, the first rollout ahead)."""
+        first = self.budget.rollout or self.budget.n_envs
+        room = (self.budget.steps - first) // self.budget.n_envs
+        return max(0, min(self.horizon, room))
 
-    def _on_step(self) -> bool:
+    def _count(self) -> None:
         taken = int(sum(self.training_env.env_method("take_guide_steps")))
         if taken:
             self.guide_steps += taken
             self.model.num_timesteps += taken
+
+    def _on_training_start(self) -> None:
+        self._count()  # the roll-in of the first reset, done in learn's setup
+
+    def _on_rollout_start(self) -> None:
+        self._learner_steps = 0
+        self.training_env.env_method("set_horizon", self._current())
+
+    def _on_step(self) -> bool:
+        self._learner_steps += self.budget.n_envs
+        self._count()
         self.training_env.env_method("set_horizon", self._current())
         return True

@@ -21,6 +21,7 @@ from stable_baselines3.common.logger import configure
 
 from agents import TransferError, get_adapter
 from envs import EnvPair
+from rl_transfer.budget import BudgetReached, BudgetStop, StepBudget
 from rl_transfer.evaluation import EvalLog, Evaluator, PeriodicEvalCallback, record_eval, tb_writer
 from rl_transfer.io import SOURCE_CURVE_FILE, atomic_write, read_json, write_json
 from rl_transfer.methods import get_method
@@ -28,6 +29,7 @@ from rl_transfer.tensorboard import transfer_text
 from rl_transfer.versions import package_versions
 
 ProgressFn = Callable[[int], None]
+Wrapper = Callable[[Any], Any]
 REPLAY_FILE = "replay_buffer.pkl"
 CHECKPOINTS = "checkpoints"
 """A source's folder of policy weights saved during pretraining, ``policy_<t>_steps.pt`` at
@@ -221,15 +223,27 @@ def _seed_replay(
     return info
 
 
-def _shaped(
-    make_env: Callable[[], Any], adapter: Any, source_model: Any, gamma: float, scale: float
-) -> Callable[[], Any]:
+def _shaped(adapter: Any, source_model: Any, gamma: float, scale: float) -> Wrapper:
+    """The shaping wrapper of a training env (put around its Monitor by ``make_vec_env``)."""
     from rl_transfer.shaping import PotentialShaping
 
     def potential(obs: Any) -> float:
         return float(adapter.state_value(source_model, obs[None])[0])
 
-    return lambda: PotentialShaping(make_env(), potential, gamma, scale)
+    return lambda env: PotentialShaping(env, potential, gamma, scale)
+
+
+def _chain(wrappers: list[Wrapper]) -> Wrapper | None:
+    """One wrapper applying ``wrappers`` in order (the first innermost); None when empty."""
+    if not wrappers:
+        return None
+
+    def wrap(env: Any) -> Any:
+        for w in wrappers:
+            env = w(env)
+        return env
+
+    return wrap
 
 
 def _remove_orphans(folder: Path) -> None:
@@ -315,9 +329,11 @@ def train_target(
     """Train one target run into ``job.dir``; return its ``run.json`` content.
 
     Steps: build the target model (seed ``job.seed``), apply the transfer method, evaluate at
-    t = 0, learn ``target_steps`` with an evaluation every ``eval_every`` steps (and one at the
-    last step), then write evaluations.npz, transfer_report.json, model.zip and -- last --
-    run.json with ``status: "done"``. A failure writes run.json with ``status: "failed"``.
+    t = 0, learn ``target_steps`` (rounded up to whole rollouts, the same for every arm:
+    :class:`rl_transfer.budget.StepBudget`) with an evaluation at the first update boundary at or
+    after each multiple of ``eval_every`` and one after the final update, then write
+    evaluations.npz, transfer_report.json, model.zip and -- last -- run.json with
+    ``status: "done"``. A failure writes run.json with ``status: "failed"``.
     """
     started = time.time()
     _fresh_dir(job.dir)
@@ -369,33 +385,47 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
             "dir": str(job.source.dir),
             "steps": source_steps,
         }
-    env_fn = job.pair.make_target
+    wrappers: list[Wrapper] = []  # around each training env's Monitor, innermost first
+    callbacks: list[BaseCallback] = []
     if method.shaping:
+        from rl_transfer.shaping import ShapedReturnLog
+
         gamma = float(job.hyperparams.get("gamma", 0.99))
-        env_fn = _shaped(job.pair.make_target, adapter, source_model, gamma, knobs["scale"])
+        wrappers.append(_shaped(adapter, source_model, gamma, knobs["scale"]))
+        callbacks.append(ShapedReturnLog())
         transfer["shaping"] = {
             "potential": "source's value estimate (adapter.state_value)",
             "gamma": gamma,
             "scale": knobs["scale"],
             "terminal_potential": 0.0,
         }
-    callbacks: list[BaseCallback] = []
     if method.jsrl:
-        from rl_transfer.jsrl import GuideRollIn, JSRLCallback
+        from rl_transfer.jsrl import GuideRollIn
 
-        guide_model, inner = source_model, env_fn
-        horizon = int(knobs["horizon"])
+        guide_model = source_model
 
         def guide(obs: Any) -> Any:
             return adapter.act(guide_model, obs[None])[0]
 
-        def env_fn() -> Any:  # noqa: F811  (the target, with the guide's roll-in inside)
-            return GuideRollIn(inner(), guide, horizon)
-
-        jsrl_cb = JSRLCallback(horizon, knobs["anneal"])
-        callbacks.append(jsrl_cb)
-    model = adapter.make_model(env_fn, job.hyperparams, job.seed, overrides)
+        # h is set once the budget is known (below), before the first reset
+        wrappers.append(lambda env: GuideRollIn(env, guide, 0))
+    model = adapter.make_model(
+        job.pair.make_target, job.hyperparams, job.seed, overrides, _chain(wrappers)
+    )
     model.set_logger(configure(str(job.dir), ["tensorboard"]))
+    budget = StepBudget(job.target_steps, adapter.rollout_steps(model), int(model.n_envs))
+    if method.jsrl:
+        from rl_transfer.jsrl import JSRLCallback
+
+        if budget.rollout is not None and budget.steps - budget.rollout < budget.n_envs:
+            raise TransferError(
+                f"jsrl: the budget of {budget.steps} steps is one rollout of the learner's "
+                f"({budget.rollout} env steps between updates), so it leaves the guide no step; "
+                f"raise --target-steps above {budget.rollout}"
+            )
+        jsrl_cb = JSRLCallback(int(knobs["horizon"]), knobs["anneal"], budget)
+        model.env.env_method("set_horizon", jsrl_cb.initial_horizon())
+        callbacks.insert(0, jsrl_cb)  # counts the guide's steps before the others read t
     if method.reuse:
         reuse_stats, episode_done = adapter.install_reuse(
             model, source_model, knobs["psi"], knobs["decay"], job.seed
@@ -429,11 +459,15 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     log = EvalLog()
     record_eval(model, log, evaluator, 0)
     eval_cb = PeriodicEvalCallback(evaluator, log, job.eval_every)
-    model.learn(
-        total_timesteps=job.target_steps,
-        callback=CallbackList([*callbacks, eval_cb, _ProgressCallback(report)]),
-        reset_num_timesteps=True,
-    )
+    stop = BudgetStop(budget)
+    try:
+        model.learn(
+            total_timesteps=budget.steps,
+            callback=CallbackList([*callbacks, stop, eval_cb, _ProgressCallback(report)]),
+            reset_num_timesteps=True,
+        )
+    except BudgetReached:  # at an update boundary: the last update is done
+        pass
     steps = int(model.num_timesteps)
     if method.reuse:
         del model._sample_action  # the behaviour override goes; the saved model is plain SB3
@@ -451,7 +485,8 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
             "horizon": int(knobs["horizon"]),
             "anneal": knobs["anneal"],
             "guide_steps": jsrl_cb.guide_steps,
-            "counting": "guide steps are target env steps and count toward t",
+            "counting": "guide steps are target env steps and count toward t; h is capped so "
+            "that the run never passes its budget",
         }
     for used, what in (
         (not method.jsrl or transfer["jsrl"]["guide_steps"], "jsrl: the guide took no step"),
@@ -472,6 +507,8 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         "source_steps": source_steps,
         "target_steps": steps,
         "requested_target_steps": job.target_steps,
+        "rollout_steps": budget.rollout,
+        "steps_note": budget.describe(steps),
         "eval_every": job.eval_every,
         "eval_episodes": job.eval_episodes,
         "source_key": job.source.key if job.source else None,

@@ -11,6 +11,12 @@ from rl_transfer.methods import METHODS
 DISCRETE = ("ppo", "a2c", "dqn")
 CONTINUOUS = ("ppo", "a2c", "sac", "td3")
 TRANSFER = [m for m in METHODS if m != "scratch"]
+# rollouts longer than 200 steps with the yml's hyperparameters: n_steps * n_envs, train_freq
+ROLLOUT = {
+    ("ppo", "pendulum-heavy"): 2048,
+    ("ppo", "cartpole-long-pole"): 256,
+    ("dqn", "cartpole-long-pole"): 256,
+}
 
 
 def _model(algo, pair, seed):
@@ -62,7 +68,8 @@ def test_every_supported_cell_runs_through_the_cli(tmp_path, algo, pair):
         "--source-steps",
         "200",
         "--target-steps",
-        "200",
+        # jsrl's guide needs a budget of more than one rollout (env steps between updates)
+        str(max(200, ROLLOUT.get((algo, pair), 0) + 44)),
         "--eval-every",
         "100",
         "--eval-episodes",

@@ -279,9 +279,11 @@ def test_dqn_end_to_end_tiny(tmp_path):
     assert report["copied"] and len(report["synced"]) == len(report["copied"])
     assert report["hyperparameter_overrides"] == {"exploration_initial_eps": 0.04}
     # DQN collects train_freq = 256 steps per rollout: learn(400) takes 512 steps, recorded as such
-    assert read_json(run / "run.json")["target_steps"] == 512
-    with np.load(run / "evaluations.npz") as ev:
-        assert list(ev["timesteps"]) == [0, 200, 400, 512]
+    info = read_json(run / "run.json")
+    assert info["target_steps"] == 512 and info["rollout_steps"] == 256
+    assert info["steps_note"].startswith("400 steps requested, 512 taken: SB3 learns in whole")
+    with np.load(run / "evaluations.npz") as ev:  # at the first update boundary after 200, 400
+        assert list(ev["timesteps"]) == [0, 256, 512]
 
 
 def test_a_later_experiment_reuses_the_cached_sources(tiny_experiment, tmp_path):

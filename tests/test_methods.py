@@ -77,6 +77,28 @@ def test_shaping_first_reward_by_hand(methods_experiment):
     assert info["reward_unshaped"] == 1.0
 
 
+def test_shaping_logs_the_task_return_as_ep_rew_mean(methods_experiment):
+    """With shaping, TensorBoard's rollout/ep_rew_mean is the target's own return (cartpole: 1
+    per step, so it equals rollout/ep_len_mean) and the shaped return has its own tag."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rl_transfer.tensorboard import REPORT_EVENTS
+
+    for method in ("shaping", "policy+shaping", "scratch"):
+        run = methods_experiment / method / "seed_0"
+        (events,) = [p for p in run.glob("events.out.tfevents.*") if p.name != REPORT_EVENTS]
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0}).Reload()
+        rew = [(e.step, e.value) for e in acc.Scalars("rollout/ep_rew_mean")]
+        length = [(e.step, e.value) for e in acc.Scalars("rollout/ep_len_mean")]
+        assert rew and rew == length, method
+        if method == "scratch":
+            assert "rollout/ep_shaped_rew_mean" not in acc.Tags()["scalars"]
+            continue
+        shaped = [(e.step, e.value) for e in acc.Scalars("rollout/ep_shaped_rew_mean")]
+        assert [s for s, _ in shaped] == [s for s, _ in rew]
+        assert any(abs(a - b) > 1e-3 for (_, a), (_, b) in zip(shaped, rew, strict=True))
+
+
 def env_phi_before(phi):
     return phi(np.array([0.0, 0.0, 0.5, 0.0], np.float32))
 
@@ -190,21 +212,32 @@ def test_jsrl_guide_takes_the_first_h_actions_and_they_count(tmp_path):
     assert env.take_guide_steps() == 5 and env.pending == 0
 
 
-def test_jsrl_run_counts_guide_steps_toward_t(tmp_path):
+def test_jsrl_run_counts_guide_steps_toward_t_and_stays_in_the_budget(tmp_path):
+    """The guide's steps count toward t, and its roll-ins (h up to 1000 here, a 768-step
+    budget) are capped so the jsrl arm ends no later than scratch and less than one rollout
+    (8 envs x 32 steps) short of it, with the shortfall stated."""
     proc = run_exp(
         tmp_path,
         *TINY,
         "--methods",
         "jsrl",
         "--method-arg",
-        "jsrl.horizon=20",
+        "jsrl.horizon=1000",
     )
     assert proc.returncode == 0, proc.stderr
-    run = tmp_path / "exp/cartpole-long-pole/ppo/jsrl/seed_0"
-    report = read_json(run / "transfer_report.json")
-    assert report["jsrl"]["horizon"] == 20 and report["jsrl"]["guide_steps"] > 0
-    info = read_json(run / "run.json")
-    assert info["target_steps"] >= 768 and info["method_knobs"] == {"horizon": 20.0, "anneal": 0.5}
+    runs = tmp_path / "exp/cartpole-long-pole/ppo"
+    for seed in (0, 1):
+        run = runs / f"jsrl/seed_{seed}"
+        report = read_json(run / "transfer_report.json")
+        assert report["jsrl"]["horizon"] == 1000 and report["jsrl"]["guide_steps"] > 0
+        info = read_json(run / "run.json")
+        scratch = read_json(runs / f"scratch/seed_{seed}/run.json")
+        assert info["method_knobs"] == {"horizon": 1000.0, "anneal": 0.5}
+        assert scratch["target_steps"] == 768 and scratch["steps_note"] is None
+        assert 768 - 256 < info["target_steps"] <= scratch["target_steps"]
+        assert (info["steps_note"] is None) == (info["target_steps"] == 768)
+        with np.load(run / "evaluations.npz") as ev:
+            assert ev["timesteps"][-1] == info["target_steps"]
 
 
 def test_reuse_with_psi_1_takes_the_source_action_every_step(tmp_path):

@@ -48,8 +48,9 @@ VERDICT_RULE = (
     "difference A_T - A_B (the sign of forward transfer) rejects 'no difference' with the "
     "study's family-wise error held at 5%: Holm's procedure over the family (every pair x algo "
     "x method of the study) for a fixed number of seeds; with adaptive seeds, each hypothesis "
-    "gets 5%/m spent over its looks by a Lan-DeMets Pocock-type function. Otherwise "
-    "inconclusive. verdict_total_time applies the same to total-time accounting (its own family)"
+    "gets 5%/m spent over its looks (group-sequential t-test, Lan-DeMets power-family "
+    "spending). Otherwise inconclusive. verdict_total_time applies the same to total-time "
+    "accounting (its own family)"
 )
 TRANSFER_RATIO_FORM = "area: (AUC~_T - AUC~_B) / AUC~_B on normalized curves (Taylor & Stone 2009)"
 
@@ -272,11 +273,12 @@ def family_verdicts(
             {
                 "design": "adaptive seeds",
                 "procedure": (
-                    "alpha / m per hypothesis (Bonferroni), spent over its looks by the "
-                    "Lan-DeMets Pocock-type function alpha * ln(1 + (e - 1) * n / max_seeds); "
-                    "a look rejects when its paired t-test p-value is below the level spent "
-                    "there (union bound); a hypothesis stops when decided or when the seeds it "
-                    "would need exceed max_seeds (non-binding futility)"
+                    "alpha / m per hypothesis (Bonferroni), spent over its looks as "
+                    "alpha * (n / max_seeds)^2 (Lan-DeMets spending, Kim-DeMets power family); "
+                    "a look rejects when its paired t-test p-value is at most the look's "
+                    "group-sequential level (set by simulating the t statistics' joint null "
+                    "law); a hypothesis stops when decided, or as futile when the seeds it "
+                    "would need exceed twice max_seeds (non-binding)"
                 ),
                 "looks": sequential.get("looks"),
                 "max_seeds": sequential.get("max_seeds"),

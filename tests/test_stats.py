@@ -108,17 +108,39 @@ def test_alpha_spending_and_looks():
     assert look_schedule(3, 10) == [3, 5, 8, 10]
     assert look_schedule(3, 3) == [3]
     assert spent_alpha(1.0, 0.05) == pytest.approx(0.05)
-    assert spent_alpha(0.3, 0.05) == pytest.approx(0.05 * np.log(1 + (np.e - 1) * 0.3))
-    levels = look_levels([3, 5, 8, 10], 10, 0.05)
-    assert sum(levels) == pytest.approx(0.05)  # the whole alpha, spent over the looks
-    assert all(v > 0 for v in levels)
+    assert spent_alpha(0.5, 0.05) == pytest.approx(0.05 * 0.5**2)
+    levels = look_levels([3, 5, 8, 10], 0.05)
+    assert all(0 < v < 0.05 for v in levels)
+
+
+def test_look_levels_spend_alpha_on_fresh_null_simulations():
+    # independent of the simulation that set the levels: normal differences under the null,
+    # first rejection at look k happens with probability spent(k) - spent(k - 1)
+    looks, alpha = [3, 5, 8, 10], 0.05
+    levels = look_levels(looks, alpha)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((100_000, 10))
+    alive = np.ones(len(x), bool)
+    first = []
+    for n, level in zip(looks, levels):
+        p = np.array([sps.ttest_1samp(x[alive, :n], 0, axis=1).pvalue]).ravel()
+        hit = np.zeros(len(x), bool)
+        hit[np.flatnonzero(alive)[p <= level]] = True
+        first.append(hit.mean())
+        alive &= ~hit
+    spent = [spent_alpha(n / 10, alpha) for n in looks]
+    expected = np.diff([0.0, *spent])
+    se = np.sqrt(expected * (1 - expected) / len(x))
+    assert np.all(np.abs(np.array(first) - expected) < 4 * se + 1e-4)
+    assert sum(first) == pytest.approx(alpha, abs=0.003)
 
 
 def test_sequential_look_statuses():
     looks = [3, 5, 8, 10]
-    assert sequential_look([0.1, 0.12, 0.11], 0, looks, 10, 0.025).status == "positive"
+    assert sequential_look([0.1, 0.101, 0.1005], 0, looks, 10, 0.025).status == "positive"
+    assert sequential_look([0.1, 0.12, 0.11], 0, looks, 10, 0.025).status == "continue"
     assert sequential_look([0.1, -0.1, 0.05], 0, looks, 10, 0.025).status == "continue"
-    # second look, no effect: futile; last look undecided
+    # second look, an effect far too small for 2 x 10 seeds: futile; last look undecided
     flat = [0.1, -0.12, 0.01, 0.02, -0.03]
     assert sequential_look(flat, 1, looks, 10, 0.025).status == "futile"
     assert sequential_look(flat, 3, looks, 10, 0.025).status == "undecided"

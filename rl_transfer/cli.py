@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds",
         type=_seeds,
         metavar="N|auto",
-        help="number of seeds (default: 3), or auto: rounds of 3, 5, 8, ... seeds until each "
+        help="number of seeds, or auto (default): rounds of 3, 5, 8, ... seeds until each "
         "comparison is decided or futile, at most --max-seeds",
     )
     run.add_argument(

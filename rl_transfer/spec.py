@@ -38,7 +38,7 @@ class ExperimentSpec:
         pairs: env pair names (``rl-transfer pairs`` lists them).
         algos: algorithm names (``ppo``, ``dqn``).
         methods: transfer methods; ``scratch`` is always added as the baseline.
-        seeds: number of seeds, or ``"auto"``: seeds run in rounds (3, then about 1.5x more
+        seeds: number of seeds, or ``"auto"`` (the default): seeds run in rounds (3, then about 1.5x more
             each round, up to ``max_seeds``) and a comparison stops once decided or futile
             (sequential testing with alpha spending; docs/metrics.md). Seed i's target runs
             start from source seed i.
@@ -63,7 +63,7 @@ class ExperimentSpec:
     pairs: list[str] = field(default_factory=lambda: [DEFAULT_PAIR])
     algos: list[str] = field(default_factory=lambda: ["ppo"])
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    seeds: int | str = 3
+    seeds: int | str = "auto"
     max_seeds: int = 10
     seed_offset: int = 0
     source_steps: int | None = None
@@ -406,6 +406,11 @@ def load_study(path: Path) -> dict[str, Any]:
                 else f"; valid keys: {', '.join(STUDY_KEYS)}"
             )
             raise SpecError(f"study file {path}: unknown key {key!r}{hint}") from None
+        if err["loc"][0] == "seeds":
+            raise SpecError(
+                f"study file {path}: seeds: expected a positive integer or 'auto' "
+                f"(got {data.get('seeds')!r})"
+            ) from None
         raise SpecError(
             f"study file {path}: {key}: {err['msg']} (got {err.get('input')!r})"
         ) from None

@@ -235,7 +235,9 @@ def test_study_file_runs_and_flags_override_it(tmp_path):
     "text, message",
     [
         ("seeds: 3\nmethds: [policy]\n", "unknown key 'methds'; did you mean 'methods'?"),
-        ("seeds: -1\n", "seeds: Input should be greater than 0 (got -1)"),
+        ("seeds: -1\n", "seeds: expected a positive integer or 'auto' (got -1)"),
+        ("seeds: some\n", "seeds: expected a positive integer or 'auto' (got 'some')"),
+        ("max_seeds: 0\n", "max_seeds: Input should be greater than 0 (got 0)"),
         ("seeds: [1\n", "is not valid YAML"),
         ("pairs: [cartpole-longpole]\n", "unknown pair 'cartpole-longpole'"),
         ("- a\n- b\n", "must be a mapping"),

@@ -1,0 +1,61 @@
+"""Print the README's result table from an experiment folder's summary.json.
+
+    python benchmarks/readme_table.py runs/<experiment>
+
+One row per method: jumpstart, time to threshold (scratch's in the header), speed-up, forward
+transfer (IQM [95% interval]), the seeds that decided it, the p-value and the verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def _n(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x / 1000:.1f}k"
+    return f"{x:.3g}"
+
+
+def cell(m: dict) -> str:
+    if m["iqm"] is None:
+        return "n/a"
+    out = _n(m["iqm"])
+    if m["ci"] is not None:
+        out += f" [{_n(m['ci'][0])}, {_n(m['ci'][1])}]"
+    return out
+
+
+def table(summary: dict) -> str:
+    results = summary["results"]
+    most = max(results, key=lambda r: len(r["seeds"])) if results else None
+    scratch = cell(most["metrics"]["time_to_threshold_scratch"]) if most else "n/a"
+    lines = [
+        f"| method | seeds | jumpstart | time to threshold (scratch {scratch}) | speed-up "
+        "| forward transfer | p | verdict | total-time verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        m = r["metrics"]
+        p = r["p_value"]
+        verdict = r["verdict"]
+        seq = r.get("sequential")
+        if seq:
+            verdict += f" ({seq['status']} at {seq['n']} seeds)"
+        if verdict.startswith(("positive", "negative")):
+            verdict = f"**{verdict.split(' ')[0]}**" + verdict[len(verdict.split(" ")[0]) :]
+        lines.append(
+            f"| {r['method']} | {len(r['seeds'])} | {cell(m['jumpstart'])} "
+            f"| {cell(m['time_to_threshold_transfer'])} | {cell(m['time_to_threshold_speedup'])} "
+            f"| {cell(m['forward_transfer'])} | {'n/a' if p is None else f'{p:.2g}'} "
+            f"| {verdict} | {r['verdict_total_time']} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table(json.loads((Path(sys.argv[1]) / "summary.json").read_text())))

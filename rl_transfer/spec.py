@@ -38,8 +38,9 @@ class ExperimentSpec:
         pairs: env pair names (``rl-transfer pairs`` lists them).
         algos: algorithm names (``ppo``, ``dqn``).
         methods: transfer methods; ``scratch`` is always added as the baseline.
-        seeds: number of seeds, or ``"auto"`` (the default): seeds run in rounds (3, then about 1.5x more
-            each round, up to ``max_seeds``) and a comparison stops once decided or futile
+        seeds: number of seeds, or ``"auto"`` (the default): seeds run in rounds (3, then
+            about 1.5x more each round, up to ``max_seeds``) and a comparison stops once
+            decided or futile
             (sequential testing with alpha spending; docs/metrics.md). Seed i's target runs
             start from source seed i.
         max_seeds: the most seeds ``seeds="auto"`` runs.

@@ -29,6 +29,7 @@ _LAZY = {
     "ExperimentSpec": "rl_transfer.spec",
     "compare": "rl_transfer.comparison",
     "Comparison": "rl_transfer.comparison",
+    "ComparisonError": "rl_transfer.comparison",
 }
 
 __all__ = sorted(_LAZY)

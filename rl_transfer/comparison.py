@@ -174,7 +174,10 @@ def _metric_p(name: str, values: Sequence[float | None]) -> float | None:
 
 
 def _as_2d(name: str, a: object, n_evals: int | None = None) -> np.ndarray:
-    x = np.asarray(a, dtype=float)
+    try:
+        x = np.asarray(a, dtype=float)
+    except (TypeError, ValueError):
+        raise ComparisonError(f"{name} must be a numeric array [n_seeds, n_evals]") from None
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or (n_evals is not None and x.shape[1] != n_evals):
@@ -223,9 +226,11 @@ def compare(
         A :class:`Comparison`.
 
     Raises:
-        ComparisonError: shapes that do not match, t not starting at 0 or not increasing, NaN or
-            infinite values, r_min >= r_max, fewer than 2 evaluations, a source curve that does
-            not end at ``source_steps``, or alpha outside (0, 1).
+        ComparisonError (a ValueError): shapes that do not match or ragged arrays, t not starting
+            at 0 or not increasing, NaN or infinite values, r_min >= r_max, fewer than 2
+            evaluations, a source curve that does not end at ``source_steps``, alpha outside
+            (0, 1), eval_every <= 0, source_steps < 0, a non-finite threshold, or
+            asymptote_window or n_reuse below 1.
     """
     tt = np.asarray(t, dtype=float)
     if tt.ndim != 1 or len(tt) < 2:
@@ -245,10 +250,23 @@ def compare(
         raise ComparisonError(f"r_min ({r_min}) must be below r_max ({r_max})")
     if not 0 < alpha < 1:
         raise ComparisonError(f"alpha must lie in (0, 1), got {alpha}")
+    if eval_every is not None and not eval_every > 0:
+        raise ComparisonError(f"eval_every must be positive, got {eval_every}")
+    if not source_steps >= 0:
+        raise ComparisonError(f"source_steps must be >= 0, got {source_steps}")
+    if not np.isfinite(threshold):
+        raise ComparisonError(f"threshold must be a finite return, got {threshold}")
+    if int(asymptote_window) != asymptote_window or asymptote_window < 1:
+        raise ComparisonError(f"asymptote_window must be an integer >= 1, got {asymptote_window}")
+    if int(n_reuse) != n_reuse or n_reuse < 1:
+        raise ComparisonError(f"n_reuse must be an integer >= 1, got {n_reuse}")
     n = xt.shape[0]
     segments: list[Curve | None] = [None] * n
     if source_curve is not None:
-        ts = np.asarray(source_curve[0], dtype=float)
+        try:
+            ts = np.asarray(source_curve[0], dtype=float)
+        except (TypeError, ValueError):
+            raise ComparisonError("source_curve must be (t_src [m], values [n_seeds, m])") from None
         vs = _as_2d("source_curve values", source_curve[1], len(ts))
         if vs.shape[0] != n:
             raise ComparisonError(

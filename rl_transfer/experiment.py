@@ -105,7 +105,7 @@ class Experiment:
         self, root: Path, on_start: Callable[[Plan], None] | None
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Seeds in rounds: at each look (3, 5, 8, ... up to max_seeds), every open comparison
-        is tested at the level spent there (alpha / m each, Lan-DeMets Pocock-type spending)
+        is tested at its group-sequential level (alpha / m each, Lan-DeMets power-family spending)
         and stops when decided or futile; the next round runs more seeds for the open ones
         only. The looks and decisions go to sequential.json (written at every look, so a
         resumed experiment takes the same decisions from the same runs)."""
@@ -152,7 +152,7 @@ class Experiment:
                 statuses["/".join(h)] = look.status
                 if look.status != "continue":
                     decisions["/".join(h)] = {
-                        "status": look.status,
+                        "status": look.status,  # positive, negative, futile, undecided, failed
                         "verdict": look.status
                         if look.status in ("positive", "negative")
                         else "inconclusive",

@@ -128,6 +128,33 @@ def total_time_curve(
     return out, points_t, points_f
 
 
+def total_time_exact(
+    transfer: Curve, t_max: float, shift: float, segment: Curve | None, r_min: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The total-time curve of :func:`total_time_curve` as the breakpoints of its piecewise-linear
+    form over [0, t_max], with the jump at ``shift`` kept (two points at t = shift: the
+    segment's end, then f_T(0)). Areas integrate these exactly; sampling on scratch's grid
+    alone would draw a ramp across the jump and credit the arm with area it never had.
+
+    Returns:
+        ``(t, f)``, shape [k] each, t non-decreasing from 0 to ``t_max``.
+    """
+    if segment is None:
+        seg_t, seg_f = np.array([0.0, shift]), np.array([r_min, r_min])
+    else:
+        scale = shift / float(segment.t[-1]) if segment.t[-1] > 0 else 0.0
+        seg_t, seg_f = segment.t * scale, segment.f
+    inner = seg_t[(seg_t > 0) & (seg_t < min(shift, t_max))]
+    t_before = np.concatenate([[0.0], inner, [min(shift, t_max)]])
+    f_before = np.interp(t_before, seg_t, seg_f)
+    if shift >= t_max:
+        return t_before, f_before
+    after = transfer.t[transfer.t + shift < t_max] + shift
+    t_after = np.concatenate([after, [t_max]])
+    f_after = transfer.at(t_after - shift)
+    return np.concatenate([t_before, t_after]), np.concatenate([f_before, f_after])
+
+
 def seed_metrics(
     transfer: Curve,
     scratch: Curve,
@@ -180,22 +207,24 @@ def seed_metrics(
         notes: list[str] = []
         if shift > 0:
             ft, points_t, points_f = total_time_curve(transfer, grid, shift, source_curve, r_min)
+            area_t, area_f = total_time_exact(transfer, t_max, shift, source_curve, r_min)
             if source_curve is None:
                 notes.append("source segment assumed at R_min (imported source: not measured)")
         else:
             ft, points_t, points_f = transfer.at(grid), transfer.t, transfer.f
+            area_t, area_f = grid, ft
         values: dict[str, Value] = {}
         values["jumpstart"] = Value(float(ft[0] - fb[0]))
         k = min(asymptote_window, len(grid))
         values["asymptotic_gain"] = Value(float(ft[-k:].mean() - fb[-k:].mean()))
-        values["auc_gain"] = Value(auc(grid, ft) - auc(grid, fb))
-        auc_nt = auc(grid, normalize(ft, r_min, r_max))
+        values["auc_gain"] = Value(auc(area_t, area_f) - auc(grid, fb))
+        auc_nt = auc(area_t, normalize(area_f, r_min, r_max))
         values["transfer_ratio"] = (
             Value((auc_nt - auc_nb) / auc_nb)
             if auc_nb > 0
             else Value(None, "scratch's normalized area is not positive")
         )
-        a_t = normalized_area(grid, ft, r_min, r_max)
+        a_t = normalized_area(area_t, area_f, r_min, r_max)
         values["normalized_area_gain"] = Value(a_t - a_b)
         values["forward_transfer"] = (
             Value((a_t - a_b) / (1.0 - a_b))
@@ -227,7 +256,9 @@ def seed_metrics(
             )
         else:
             values["time_to_threshold_gain"] = Value(ttt_b - ttt_t)
-            values["time_to_threshold_speedup"] = Value(ttt_b / max(ttt_t, eval_every))
+            values["time_to_threshold_speedup"] = Value(
+                max(ttt_b, eval_every) / max(ttt_t, eval_every)
+            )
         if shift >= t_max:
             notes.append(
                 f"source steps ({shift:g}) >= target budget ({t_max:g}): transfer cannot pay "

@@ -242,12 +242,19 @@ def family_verdicts(
     target-only verdict is the one taken at the look that decided it; total-time and amortized
     verdicts use Holm on the final seeds (their family is decided after stopping, which the
     stopping rule did not look at)."""
+    n_looks = len(sequential.get("looks") or [1]) if sequential is not None else 1
     for suffix in ("", "_total_time", "_amortized"):
-        adjusted = holm([r["p_value" + suffix] for r in results], alpha)
+        raw = [r["p_value" + suffix] for r in results]
+        if suffix and n_looks > 1:
+            # adaptive seeds stopped on target-only data, which shares its noise with these:
+            # Bonferroni over the looks at which it could have stopped, then Holm
+            raw = [None if p is None else min(1.0, n_looks * p) for p in raw]
+        adjusted = holm(raw, alpha)
         for r, p in zip(results, adjusted):
             r["p_value_adjusted" + suffix] = p
-            effect = r["metrics"]["normalized_area_gain" + suffix]["iqm"]
-            r["verdict" + suffix] = decide(p, effect, alpha)
+            gains = r["metrics"]["normalized_area_gain" + suffix]["per_seed"]
+            d = [v for v in gains if v is not None]
+            r["verdict" + suffix] = decide(p, float(np.mean(d)) if d else None, alpha)
     info: dict[str, Any] = {
         "size": len(results),
         "members": [hypothesis_id(r) for r in results],
@@ -263,8 +270,11 @@ def family_verdicts(
     if sequential is not None:
         decisions = sequential.get("decisions", {})
         for r in results:
+            r["p_value_adjusted"] = None  # the sequential levels decide, not Holm
             d = decisions.get(hypothesis_id(r))
-            if d is None:
+            if d is None:  # an adaptive experiment stopped before this comparison's decision
+                r["verdict"] = "inconclusive"
+                r["sequential"] = {"status": "open", "n": len(r["seeds"]), "look": None}
                 continue
             r["verdict"] = d["verdict"]
             r["sequential"] = d
@@ -281,6 +291,10 @@ def family_verdicts(
                     "would need exceed twice max_seeds (non-binding)"
                 ),
                 "looks": sequential.get("looks"),
+                "total_time": (
+                    "Holm over the family after Bonferroni over the looks (p x number of looks): "
+                    "the stopping rule saw the target-only differences, which share their noise"
+                ),
                 "max_seeds": sequential.get("max_seeds"),
             }
         )
@@ -348,10 +362,16 @@ def decision_line(entry: dict[str, Any]) -> str:
     parts = [f"paired t-test p = {_p(entry['p_value'])}"]
     if entry.get("sequential"):
         seq = entry["sequential"]
-        parts.append(
-            f"sequential: {seq['status']} at look {seq['look']} ({seq['n']} seeds, level "
-            f"{_p(seq['level'])})"
-        )
+        if seq["status"] == "open":
+            parts.append(
+                f"sequential: not decided yet at {seq['n']} seeds (the adaptive experiment "
+                "stopped early; run the same command again to go on)"
+            )
+        else:
+            parts.append(
+                f"sequential: {seq['status']} at look {seq['look']} ({seq['n']} seeds, level "
+                f"{_p(seq['level'])})"
+            )
     elif entry.get("p_value_adjusted") is not None:
         parts.append(f"Holm-adjusted p = {_p(entry['p_value_adjusted'])}")
     if entry.get("p_value_sign_flip") is not None:

@@ -113,6 +113,11 @@ class ExperimentSpec:
                         f"{', '.join(missing)}; algorithms that support it: {', '.join(able)}"
                     )
         if self.seeds == "auto":
+            if not [m for m in self.methods if m != "scratch"]:
+                raise SpecError(
+                    "seeds 'auto' decides transfer-vs-scratch comparisons and there is none "
+                    "(only scratch): give a number of seeds, e.g. --seeds 10"
+                )
             if self.max_seeds < MIN_SEEDS:
                 raise SpecError(
                     f"max_seeds must be at least {MIN_SEEDS} with seeds 'auto', "

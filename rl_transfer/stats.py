@@ -151,15 +151,20 @@ def seeds_needed(
     difference with probability ``power``, taking the observed standard deviation as the truth
     (power from the noncentral t distribution). ``d``: shape [n], n >= 2.
 
-    Returns None when it cannot be estimated (fewer than 2 values, zero mean difference or zero
-    spread) or when it exceeds ``max_seeds``. An estimate from few seeds is rough: it says how
+    Returns None when it cannot be estimated (fewer than 2 values or a zero mean difference) or
+    when it exceeds ``max_seeds``. With zero spread (every difference equal and nonzero) the
+    test's p-value is 2 / 2^n, and the answer is the smallest n with 2 / 2^n < ``level``.
+    An estimate from few seeds is rough: it says how
     many more seeds are worth running, not a guarantee."""
     x = np.asarray(d, dtype=float)
     if len(x) < 2:
         return None
     mean, sd = float(np.mean(x)), float(np.std(x, ddof=1))
-    if mean == 0 or sd == 0:
+    if mean == 0:
         return None
+    if sd == 0:  # every difference equal: the test's p is the sign-flip bound 2 / 2^n
+        n_flip = int(np.floor(np.log2(2.0 / level))) + 1
+        return max(2, n_flip) if n_flip <= max_seeds else None
     effect = abs(mean) / sd
     n = np.arange(2, max_seeds + 1)
     crit = stats.t.ppf(1 - level / 2, n - 1)
@@ -254,7 +259,8 @@ class Look:
 
     Attributes:
         status: ``positive`` / ``negative`` (decided), ``futile`` (stopped: the seeds it would
-            need exceed the maximum), ``undecided`` (the last look passed without a decision) or
+            need exceed the maximum), ``failed`` (fewer than 2 paired seeds finished by the
+            second look), ``undecided`` (the last look passed without a decision) or
             ``continue`` (run more seeds).
         n: seeds at this look.
         p_value: paired t-test p-value of the differences.
@@ -283,6 +289,8 @@ def sequential_look(
     raise the error (non-binding)."""
     x = np.asarray(d, dtype=float)
     level = look_levels(looks, alpha)[k]
+    if len(x) < 2 and k >= 1:  # the runs of this comparison failed: nothing to test
+        return Look("failed", len(x), None, level)
     p = paired_t_test(x)
     status = (
         decide(p, float(np.mean(x)) if len(x) else None, 1.0)

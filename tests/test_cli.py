@@ -182,6 +182,7 @@ def test_report_rebuilds_the_same_summary(tiny_experiment, tmp_path):
         (["--seeds", "many"], "expected a positive integer or 'auto', got 'many'"),
         (["--seeds", "auto", "--max-seeds", "2"], "max_seeds must be at least 3"),
         (["--seed-offset", "-1"], "must be an integer >= 0, got -1"),
+        (["--methods", "scratch"], "seeds 'auto' decides transfer-vs-scratch comparisons"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, message):

@@ -71,8 +71,10 @@ def test_compare_with_a_measured_source_curve():
         source_steps=100,
         source_curve=seg,
     )
-    # total-time T = [0 (segment), 50, 50] equals scratch: no gain
-    assert c.metrics["normalized_area_gain_total_time"].per_seed == pytest.approx([0.0, 0.0])
+    # total-time T: 0 over [0, 100] (segment), jump to 50, 50 over [100, 200]: area 5000;
+    # scratch ramps 0 -> 50 then holds: 2500 + 5000. Normalized by 100 and 200 steps:
+    assert c.metrics["normalized_area_gain_total_time"].per_seed == pytest.approx([-0.125] * 2)
+    assert c.p_value_total_time == pytest.approx(2 / 2**2)  # constant differences: sign-flip bound
     assert c.verdict_total_time == "inconclusive"
     assert c.metrics["time_to_threshold_transfer_total_time"].per_seed == [100.0, 100.0]
 
@@ -114,3 +116,82 @@ def test_compare_needs_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_family_verdict_sign_follows_the_tested_mean_not_the_iqm():
+    from rl_transfer.report import family_verdicts
+
+    d = [1.0] * 5 + [-0.01] * 15  # mean +0.24 (p = 0.026), IQM -0.01
+    entry = {
+        "pair": "p",
+        "algo": "a",
+        "method": "m",
+        "p_value": sps.ttest_1samp(d, 0).pvalue,
+        "p_value_total_time": None,
+        "p_value_amortized": None,
+        "metrics": {
+            name: {"per_seed": d, "iqm": -0.01}
+            for name in (
+                "normalized_area_gain",
+                "normalized_area_gain_total_time",
+                "normalized_area_gain_amortized",
+            )
+        },
+    }
+    family_verdicts([entry], None)
+    assert entry["verdict"] == "positive"
+
+
+def test_interrupted_adaptive_experiment_leaves_open_comparisons_undecided():
+    from rl_transfer.report import family_verdicts
+
+    def entry(method, p):
+        return {
+            "pair": "p",
+            "algo": "a",
+            "method": method,
+            "seeds": [0, 1, 2, 3, 4],
+            "p_value": p,
+            "p_value_total_time": None,
+            "p_value_amortized": None,
+            "metrics": {
+                k: {"per_seed": [0.1, 0.2, 0.15, 0.12, 0.11], "iqm": 0.13}
+                for k in (
+                    "normalized_area_gain",
+                    "normalized_area_gain_total_time",
+                    "normalized_area_gain_amortized",
+                )
+            },
+        }
+
+    decided, still_open = entry("x", 0.9), entry("y", 0.001)
+    seq = {
+        "looks": [3, 5, 8, 10],
+        "max_seeds": 10,
+        "decisions": {"p/a/x": {"status": "futile", "verdict": "inconclusive", "n": 5}},
+    }
+    info = family_verdicts([decided, still_open], seq)
+    assert info["design"] == "adaptive seeds"
+    assert still_open["verdict"] == "inconclusive"  # not Holm on adaptively collected seeds
+    assert still_open["sequential"]["status"] == "open"
+    assert still_open["p_value_adjusted"] is None
+
+
+def test_compare_refuses_more_bad_input():
+    base = dict(threshold=1, r_min=0, r_max=100)
+    for kwargs, match in (
+        ({"eval_every": 0}, "eval_every"),
+        ({"source_steps": -1}, "source_steps"),
+        ({"asymptote_window": 0}, "asymptote_window"),
+        ({"threshold": float("nan")}, "threshold"),
+    ):
+        with pytest.raises(ComparisonError, match=match):
+            rl_transfer.compare(T, np.zeros((2, 3)), np.zeros((2, 3)), **{**base, **kwargs})
+    with pytest.raises(ComparisonError, match="numeric array"):
+        rl_transfer.compare(T, [[0, 1, 2], [0, 1]], np.zeros((2, 3)), **base)
+
+
+def test_speedup_of_identical_arms_is_one():
+    f = np.array([[500.0, 500.0, 500.0]] * 2)  # both at the threshold from t = 0
+    c = rl_transfer.compare(T, f, f, threshold=475, r_min=0, r_max=500)
+    assert c.metrics["time_to_threshold_speedup"].per_seed == [1.0, 1.0]

@@ -76,23 +76,40 @@ def test_total_time_uses_the_measured_source_segment():
         n_reuse=2,
         asymptote_window=2,
     )
-    total = np.array([5, 30, 20, 60, 80], float)
+    # exact areas of the piecewise-linear total-time curve, the jump at t = 200 kept:
+    # [0,100] (5+30)/2, [100,200] (30+45)/2, jump 45 -> 20, [200,300] (20+60)/2, [300,400] (60+80)/2
+    auc_t = 100 * (17.5 + 37.5 + 40 + 70)
     assert m["jumpstart_total_time"].value == -5.0
     assert m["asymptotic_gain_total_time"].value == pytest.approx(0.0)
-    auc_t = 100 * (17.5 + 25 + 40 + 70)
     assert m["auc_gain_total_time"].value == pytest.approx(auc_t - 16500)
     assert m["time_to_threshold_transfer_total_time"].value == 300.0  # 200 + 100
     assert m["time_to_threshold_gain_total_time"].value == 0.0
-    a_t = np.trapezoid(total / 100, T) / 400
-    a_b = 165 / 400
+    a_t, a_b = auc_t / 100 / 400, 165 / 400
     assert m["forward_transfer_total_time"].value == pytest.approx((a_t - a_b) / (1 - a_b))
     assert m["normalized_area_gain_total_time"].value == pytest.approx(a_t - a_b)
-    # amortized over 2 targets: shift 100, the segment compressed into [0, 100]:
-    # [seg(0), fT(0), fT(100), fT(200), fT(300)] = [5, 20, 60, 80, 90]
-    amort = np.array([5, 20, 60, 80, 90], float)
-    a_am = np.trapezoid(amort / 100, T) / 400
+    # amortized over 2 targets: shift 100, the segment compressed into [0, 100] (points at 0, 50,
+    # 100), then fT shifted by 100: 875 + 1875 + 4000 + 7000 + 8500
+    a_am = (875 + 1875 + 4000 + 7000 + 8500) / 100 / 400
     assert m["normalized_area_gain_amortized"].value == pytest.approx(a_am - a_b)
     assert m["time_to_threshold_transfer_amortized"].value == 200.0
+
+
+def test_total_time_area_keeps_the_jump_at_the_source_budget():
+    # scratch scores high at t = 0 and then falls; an identical transfer arm charged one
+    # evaluation interval of source steps (segment at R_min) must not gain area
+    grid = np.arange(11) * 1000.0
+    f = np.array([344.0] + [20.0] * 10)
+    m = seed_metrics(
+        Curve(grid, f),
+        Curve(grid, f),
+        threshold=475.0,
+        r_min=20.0,
+        r_max=500.0,
+        eval_every=1000.0,
+        source_steps=1000.0,
+        source_curve=Curve(np.array([0.0, 1000.0]), np.array([20.0, 20.0])),
+    )
+    assert m["normalized_area_gain_total_time"].value == pytest.approx(0.0, abs=1e-12)
 
 
 def test_segment_that_crosses_the_threshold_is_said():
@@ -114,8 +131,8 @@ def test_segment_that_crosses_the_threshold_is_said():
 
 def test_imported_source_segment_is_assumed_at_r_min():
     m = metrics([20, 60, 80, 90, 90], [10, 20, 40, 60, 80], src=200.0)
-    assumed = np.array([0, 0, 20, 60, 80], float)  # R_min = 0 over [0, 200)
-    a_t = np.trapezoid(assumed / 100, T) / 400
+    # R_min = 0 over [0, 200], then the jump to fT(0) = 20: 100 * ((20 + 60) / 2 + (60 + 80) / 2)
+    a_t = 100 * (40 + 70) / 100 / 400
     assert m["normalized_area_gain_total_time"].value == pytest.approx(a_t - 165 / 400)
     assert "assumed" in m["forward_transfer_total_time"].note
 

@@ -153,3 +153,14 @@ def test_aa_false_verdicts_at_most_five_percent_small_simulation():
         d = rng.standard_t(3, size=(2000, n)) - rng.standard_t(3, size=(2000, n))
         rate = np.mean([paired_t_test(row) < 0.05 for row in d])
         assert rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 2000)
+
+
+def test_constant_effect_is_not_futile():
+    # every difference equal: p is the sign-flip bound 2 / 2^n; 2 / 2^6 = 0.031 < 0.05
+    assert seeds_needed([1.0] * 5, 0.05) == 6
+    assert sequential_look([1.0] * 5, 1, [3, 5, 8, 10], 10, 0.05).status == "continue"
+    assert sequential_look([1.0] * 8, 2, [3, 5, 8, 10], 10, 0.05).status == "positive"
+
+
+def test_failed_runs_are_not_called_futile():
+    assert sequential_look([0.2], 1, [3, 5, 8, 10], 10, 0.05).status == "failed"

@@ -17,7 +17,7 @@ Run by hand (about 5 minutes on one core with the defaults):
 
     python benchmarks/bench_calibration.py                  # A/A rates and power
     python benchmarks/bench_calibration.py --family         # + Holm and adaptive seeds
-    python benchmarks/bench_calibration.py --real DIR       # + halves of a real scratch study
+    python benchmarks/bench_calibration.py --real-only --real DIR   # halves of real scratch runs
 
 Results and the exact commands are in docs/metrics.md.
 """
@@ -174,10 +174,11 @@ def family(reps: int, rng: np.random.Generator, m: int, max_seeds: int) -> list[
     return rows
 
 
-def real_halves(root: Path, draws: int, rng: np.random.Generator) -> dict:
+def real_halves(root: Path, draws: int, rng: np.random.Generator) -> list[dict]:
     """A real A/A check: the scratch runs of one experiment folder (for example 20 seeds of
-    cartpole-long-pole), split at random into disjoint halves fed to ``rl_transfer.compare`` as
-    'transfer' and 'scratch'. Indicative only: the halves reuse the same runs."""
+    cartpole-long-pole), split at random into two disjoint groups of n seeds (n = 3, 5 and half)
+    fed to ``rl_transfer.compare`` as 'transfer' and 'scratch'. Indicative only: the splits
+    reuse the same runs, so the rate comes from the simulation above."""
     from rl_transfer.report import load_experiment
 
     spec, runs = load_experiment(root)
@@ -185,22 +186,23 @@ def real_halves(root: Path, draws: int, rng: np.random.Generator) -> dict:
     pair = spec["pairs"][scratch[0].info["pair"]]
     grid = scratch[0].curve.t
     f = np.stack([r.curve.at(grid) for r in scratch])
-    n = len(f) // 2
-    false = 0
-    for _ in range(draws):
-        idx = rng.permutation(len(f))
-        c = rl_transfer.compare(
-            grid,
-            f[idx[:n]],
-            f[idx[n : 2 * n]],
-            threshold=pair["threshold"],
-            r_min=pair["r_min"],
-            r_max=pair["r_max"],
-        )
-        false += c.verdict != "inconclusive"
-    out = {"folder": str(root), "seeds": len(f), "half": n, "draws": draws, "rate": false / draws}
-    print(json.dumps(out), flush=True)
-    return out
+    rows = []
+    for n in sorted({3, 5, len(f) // 2}):
+        false = 0
+        for _ in range(draws):
+            idx = rng.permutation(len(f))
+            c = rl_transfer.compare(
+                grid,
+                f[idx[:n]],
+                f[idx[n : 2 * n]],
+                threshold=pair["threshold"],
+                r_min=pair["r_min"],
+                r_max=pair["r_max"],
+            )
+            false += c.verdict != "inconclusive"
+        rows.append({"seeds": len(f), "n": n, "draws": draws, "rate": false / draws})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def main() -> None:
@@ -211,13 +213,16 @@ def main() -> None:
     ap.add_argument("--family", action="store_true", help="also Holm vs adaptive seeds")
     ap.add_argument("--family-reps", type=int, default=1000)
     ap.add_argument("--real", type=Path, help="experiment folder with many scratch seeds")
+    ap.add_argument("--real-only", action="store_true", help="only the --real check")
     ap.add_argument("--out", type=Path, default=Path("runs/bench_calibration.json"))
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     rng = np.random.default_rng(a.seed)
     started = time.time()
-    result: dict = {"aa": aa_rates(a.reps, rng, a.old_reps)}
-    result["power"] = power(a.power_reps, rng, (0.5, 1.0, 2.0))
+    result: dict = {}
+    if not a.real_only:
+        result["aa"] = aa_rates(a.reps, rng, a.old_reps)
+        result["power"] = power(a.power_reps, rng, (0.5, 1.0, 2.0))
     if a.family:
         result["family"] = family(a.family_reps, rng, m=3, max_seeds=10)
     if a.real:

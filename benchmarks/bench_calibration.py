@@ -125,7 +125,7 @@ def family(reps: int, rng: np.random.Generator, m: int, max_seeds: int) -> list[
     for effect in (0.0, 0.5, 1.0, 2.0):
         fixed_any = seq_any = 0
         fixed_hits = seq_hits = 0
-        seeds_used = []
+        seeds_used, runs_used = [], []
         for _ in range(reps):
             scratch = curves(rng, "normal", max_seeds)
             arms = [curves(rng, "normal", max_seeds, effect) for _ in range(m)]
@@ -137,6 +137,7 @@ def family(reps: int, rng: np.random.Generator, m: int, max_seeds: int) -> list[
             fixed_hits += sum(v == "positive" for v in verdicts)
             # adaptive: each hypothesis looks at 3, 5, ... seeds until decided or futile
             used = 0
+            runs = 0
             rejected = False
             for a in arms:
                 d = np.array(
@@ -153,8 +154,10 @@ def family(reps: int, rng: np.random.Generator, m: int, max_seeds: int) -> list[
                 rejected |= look.status in ("positive", "negative")
                 seq_hits += look.status == "positive"
                 used = max(used, look.n)
+                runs += look.n
             seq_any += rejected
             seeds_used.append(used)
+            runs_used.append(runs + used)  # transfer runs + the scratch runs they need
         row = {
             "effect": effect,
             "m": m,
@@ -168,6 +171,8 @@ def family(reps: int, rng: np.random.Generator, m: int, max_seeds: int) -> list[
             ),
             "adaptive_mean_seeds": float(np.mean(seeds_used)),
             "fixed_seeds": max_seeds,
+            "adaptive_mean_runs": float(np.mean(runs_used)),
+            "fixed_runs": (m + 1) * max_seeds,
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -205,6 +210,57 @@ def real_halves(root: Path, draws: int, rng: np.random.Generator) -> list[dict]:
     return rows
 
 
+def markdown(result: dict) -> str:
+    """The tables of docs/metrics.md from a result JSON."""
+    out = []
+    if "aa" in result:
+        out += [
+            "| seeds | normal | t (3 df) | lognormal | old rule: bootstrap interval excludes 0 "
+            "(normal / t3 / lognormal) | t-test on per-seed FT (normal) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for n in SEED_COUNTS:
+            rows = {r["dist"]: r for r in result["aa"] if r["n"] == n}
+            old = " / ".join(f"{rows[d]['old_bootstrap_rule']:.3f}" for d in DISTRIBUTIONS)
+            out.append(
+                f"| {n} | "
+                + " | ".join(f"{rows[d]['false_verdicts']:.3f}" for d in DISTRIBUTIONS)
+                + f" | {old} | {rows['normal']['t_test_on_ft']:.3f} |"
+            )
+        out.append("")
+    if "power" in result:
+        effects = sorted({r["effect"] for r in result["power"]})
+        out += [
+            "| seeds | " + " | ".join(f"effect {e:g} sd" for e in effects) + " |",
+            "|---" * (len(effects) + 1) + "|",
+        ]
+        for n in SEED_COUNTS:
+            cells = [
+                next(
+                    f"{r['power']:.3f}" for r in result["power"] if r["n"] == n and r["effect"] == e
+                )
+                for e in effects
+            ]
+            out.append(f"| {n} | " + " | ".join(cells) + " |")
+        out.append("")
+    if "family" in result:
+        out += [
+            "| effect (sd) | fixed 10 seeds, Holm: FWER or power | adaptive: FWER or power "
+            "| adaptive: mean seeds of the study | adaptive: mean target runs |",
+            "|---|---|---|---|---|",
+        ]
+        for r in result["family"]:
+            key = "fwer" if r["effect"] == 0 else "power"
+            out.append(
+                f"| {r['effect']:g} | {r['fixed_' + key]:.3f} | {r['adaptive_' + key]:.3f} "
+                f"| {r['adaptive_mean_seeds']:.2f} (fixed: {r['fixed_seeds']}) "
+                f"| {r.get('adaptive_mean_runs', float('nan')):.1f} (fixed: "
+                f"{r.get('fixed_runs', 'n/a')}) |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=4000, help="A/A comparisons per cell")
@@ -212,15 +268,22 @@ def main() -> None:
     ap.add_argument("--power-reps", type=int, default=1000)
     ap.add_argument("--family", action="store_true", help="also Holm vs adaptive seeds")
     ap.add_argument("--family-reps", type=int, default=1000)
+    ap.add_argument("--family-only", action="store_true", help="only the family simulation")
     ap.add_argument("--real", type=Path, help="experiment folder with many scratch seeds")
     ap.add_argument("--real-only", action="store_true", help="only the --real check")
     ap.add_argument("--out", type=Path, default=Path("runs/bench_calibration.json"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--markdown", type=Path, help="print the tables of a result JSON and exit")
     a = ap.parse_args()
+    if a.markdown:
+        print(markdown(json.loads(a.markdown.read_text())))
+        return
     rng = np.random.default_rng(a.seed)
     started = time.time()
     result: dict = {}
-    if not a.real_only:
+    if a.family_only:
+        a.family = True
+    elif not a.real_only:
         result["aa"] = aa_rates(a.reps, rng, a.old_reps)
         result["power"] = power(a.power_reps, rng, (0.5, 1.0, 2.0))
     if a.family:

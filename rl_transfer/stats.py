@@ -97,7 +97,8 @@ def paired_t_test(d: Sequence[float]) -> float | None:
     ``d`` against 0; Student 1908, ``scipy.stats.ttest_1samp``).
 
     ``d``: shape [n], one paired difference per seed (transfer minus scratch). Returns None with
-    fewer than 2 values. With zero variance: 1.0 when every difference is 0, else the exact
+    fewer than 2 values. With zero variance (equal up to rounding, 1e-12 relative): 1.0 when
+    every difference is 0, else the exact
     sign-flip p-value 2 / 2^n (the t statistic is infinite; the smallest p a sign-flip test
     gives is the honest bound).
 
@@ -109,8 +110,8 @@ def paired_t_test(d: Sequence[float]) -> float | None:
     n = len(x)
     if n < 2:
         return None
-    if np.all(x == x[0]):
-        return 1.0 if x[0] == 0 else min(1.0, 2.0 / 2**n)
+    if np.ptp(x) <= 1e-12 * max(1.0, float(np.max(np.abs(x)))):  # equal up to rounding
+        return 1.0 if np.all(np.abs(x) <= 1e-12) else min(1.0, 2.0 / 2**n)
     return float(stats.ttest_1samp(x, 0.0).pvalue)
 
 

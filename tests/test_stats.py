@@ -71,6 +71,7 @@ def test_paired_t_test_by_hand():
     assert paired_t_test([1.0, 2.0, 3.0]) == pytest.approx(2 * sps.t.sf(t, 2))
     assert paired_t_test([1.0, 2.0, 3.0]) == pytest.approx(0.07418, abs=1e-5)
     assert paired_t_test([0.0, 0.0, 0.0]) == 1.0  # no difference at all
+    assert paired_t_test([0.0, 1e-17, 0.0]) == 1.0  # equal up to rounding
     assert paired_t_test([0.5] * 4) == pytest.approx(2 / 16)  # sign-flip bound
     assert paired_t_test([1.0]) is None
 

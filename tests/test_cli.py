@@ -349,3 +349,26 @@ def test_adaptive_seeds_look_and_stop_per_comparison(tmp_path):
         # the decision's p-value is the paired t-test on the seeds of that look
         assert d["p_value"] == pytest.approx(r["p_value"])
     assert "look 1 (3 seeds)" in proc.stderr
+
+
+def test_source_segment_is_measured_on_the_target(tiny_experiment):
+    """The source's checkpoints, evaluated on the target, start where scratch starts (same seed,
+    same initial network) and end where policy transfer starts (the same actor)."""
+    root = tiny_experiment
+    for seed in (0, 1):
+        run = root / "cartpole-long-pole" / "ppo"
+        with np.load(run / "policy" / f"seed_{seed}" / "source_on_target.npz") as seg:
+            t, results = seg["timesteps"], seg["results"]
+        info = read_json(run / "policy" / f"seed_{seed}" / "run.json")
+        assert t[0] == 0 and t[-1] == info["source_steps"] and np.all(np.diff(t) > 0)
+        with np.load(run / "scratch" / f"seed_{seed}" / "evaluations.npz") as ev:
+            assert np.array_equal(results[0], ev["results"][0])
+        with np.load(run / "policy" / f"seed_{seed}" / "evaluations.npz") as ev:
+            assert np.array_equal(results[-1], ev["results"][0])
+        src = read_json(run / "policy" / f"seed_{seed}" / "transfer_report.json")
+        assert src["source_segment"].startswith("measured")
+    summary = read_json(root / "summary.json")
+    for r in summary["results"]:
+        assert r["source_segment"] == ["measured"]
+        # total-time jumpstart: the untrained source against the untrained scratch learner
+        assert r["metrics"]["jumpstart_total_time"]["per_seed"] == [0.0, 0.0]

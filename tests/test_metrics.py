@@ -8,15 +8,32 @@ from rl_transfer.metrics import Curve, seed_metrics, time_to_threshold
 T = np.array([0.0, 100.0, 200.0, 300.0, 400.0])
 
 
-def metrics(ft, fb, *, t=T, tb=None, threshold=50.0, r_min=0.0, r_max=100.0, src=0.0, reuse=1, k=2):
+def metrics(
+    ft,
+    fb,
+    *,
+    t=T,
+    tb=None,
+    threshold=50.0,
+    r_min=0.0,
+    r_max=100.0,
+    src=0.0,
+    reuse=1,
+    k=2,
+    seg=None,
+    every=100.0,
+):
     return seed_metrics(
         Curve(t, np.asarray(ft, float)),
         Curve(t if tb is None else tb, np.asarray(fb, float)),
         threshold=threshold,
         r_min=r_min,
         r_max=r_max,
-        eval_every=100.0,
+        eval_every=every,
         source_steps=src,
+        source_curve=None
+        if seg is None
+        else Curve(np.asarray(seg[0], float), np.asarray(seg[1], float)),
         n_reuse=reuse,
         asymptote_window=k,
     )
@@ -63,19 +80,8 @@ def test_censoring_is_null_with_reason_and_lower_bound_is_flagged():
 def test_total_time_uses_the_measured_source_segment():
     # t_src = 200, the source on the target measured at 0, 100, 200: [5, 30, 45].
     # Total-time T on the grid = [seg(0), seg(100), fT(0), fT(100), fT(200)] = [5, 30, 20, 60, 80]
-    seg = Curve(np.array([0.0, 100.0, 200.0]), np.array([5.0, 30.0, 45.0]))
-    m = seed_metrics(
-        Curve(T, np.array([20, 60, 80, 90, 90], float)),
-        Curve(T, np.array([10, 20, 40, 60, 80], float)),
-        threshold=50.0,
-        r_min=0.0,
-        r_max=100.0,
-        eval_every=100.0,
-        source_steps=200.0,
-        source_curve=seg,
-        n_reuse=2,
-        asymptote_window=2,
-    )
+    seg = ([0, 100, 200], [5, 30, 45])
+    m = metrics([20, 60, 80, 90, 90], [10, 20, 40, 60, 80], src=200.0, reuse=2, seg=seg)
     # exact areas of the piecewise-linear total-time curve, the jump at t = 200 kept:
     # [0,100] (5+30)/2, [100,200] (30+45)/2, jump 45 -> 20, [200,300] (20+60)/2, [300,400] (60+80)/2
     auc_t = 100 * (17.5 + 37.5 + 40 + 70)
@@ -99,30 +105,23 @@ def test_total_time_area_keeps_the_jump_at_the_source_budget():
     # evaluation interval of source steps (segment at R_min) must not gain area
     grid = np.arange(11) * 1000.0
     f = np.array([344.0] + [20.0] * 10)
-    m = seed_metrics(
-        Curve(grid, f),
-        Curve(grid, f),
+    m = metrics(
+        f,
+        f,
+        t=grid,
         threshold=475.0,
         r_min=20.0,
         r_max=500.0,
-        eval_every=1000.0,
-        source_steps=1000.0,
-        source_curve=Curve(np.array([0.0, 1000.0]), np.array([20.0, 20.0])),
+        every=1000.0,
+        src=1000.0,
+        seg=([0, 1000], [20, 20]),
     )
     assert m["normalized_area_gain_total_time"].value == pytest.approx(0.0, abs=1e-12)
 
 
 def test_segment_that_crosses_the_threshold_is_said():
-    seg = Curve(np.array([0.0, 100.0, 200.0]), np.array([5.0, 55.0, 60.0]))
-    m = seed_metrics(
-        Curve(T, np.array([60, 60, 80, 90, 90], float)),
-        Curve(T, np.array([10, 20, 40, 60, 80], float)),
-        threshold=50.0,
-        r_min=0.0,
-        r_max=100.0,
-        eval_every=100.0,
-        source_steps=200.0,
-        source_curve=seg,
+    m = metrics(
+        [60, 60, 80, 90, 90], [10, 20, 40, 60, 80], src=200.0, seg=([0, 100, 200], [5, 55, 60])
     )
     v = m["time_to_threshold_transfer_total_time"]
     assert v.value == 100.0

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import rl_transfer
-from rl_transfer.stats import holm, look_schedule, paired_t_test, sequential_look
+from rl_transfer.stats import holm, look_schedule, paired_t_test, sequential_holm_look
 
 GRID = np.linspace(0, 100_000, 51)
 R_MIN, R_MAX, THRESHOLD = 20.0, 500.0, 475.0
@@ -119,7 +119,7 @@ def power(reps: int, rng: np.random.Generator, effects: tuple[float, ...]) -> li
 def family(reps: int, rng: np.random.Generator, m: int, max_seeds: int) -> list[dict]:
     """A study of m methods sharing one scratch arm per seed: family-wise error under the global
     null, and power and seeds used under alternatives, for Holm at max_seeds fixed seeds against
-    adaptive seeds (looks of :func:`look_schedule`, alpha/m spent per hypothesis)."""
+    adaptive seeds (looks of :func:`look_schedule`, sequential Holm with alpha spending)."""
     looks = look_schedule(3, max_seeds)
     rows = []
     for effect in (0.0, 0.5, 1.0, 2.0):
@@ -135,26 +135,29 @@ def family(reps: int, rng: np.random.Generator, m: int, max_seeds: int) -> list[
             verdicts = ["inconclusive" if p >= 0.05 else c.verdict for c, p in zip(comps, adjusted)]
             fixed_any += any(v != "inconclusive" for v in verdicts)
             fixed_hits += sum(v == "positive" for v in verdicts)
-            # adaptive: each hypothesis looks at 3, 5, ... seeds until decided or futile
-            used = 0
-            runs = 0
-            rejected = False
-            for a in arms:
-                d = np.array(
-                    [
-                        c
-                        for c in compare(a, scratch).metrics["normalized_area_gain"].per_seed
-                        if c is not None
-                    ]
+            # adaptive: looks at 3, 5, ... seeds, sequential Holm over the m comparisons
+            ds = {
+                str(j): np.array(
+                    [v for v in comps[j].metrics["normalized_area_gain"].per_seed if v is not None]
                 )
-                for k, n in enumerate(looks):
-                    look = sequential_look(d[:n], k, looks, max_seeds, 0.05 / m)
+                for j in range(m)
+            }
+            open_, final, n_rejected = set(ds), {}, 0
+            for k, n in enumerate(looks):
+                looked = sequential_holm_look(
+                    {h: ds[h][:n] for h in open_}, k, looks, max_seeds, 0.05, m, n_rejected
+                )
+                for h, look in looked.items():
                     if look.status != "continue":
-                        break
-                rejected |= look.status in ("positive", "negative")
-                seq_hits += look.status == "positive"
-                used = max(used, look.n)
-                runs += look.n
+                        final[h] = look
+                        open_.discard(h)
+                        n_rejected += look.status in ("positive", "negative")
+                if not open_:
+                    break
+            rejected = any(v.status in ("positive", "negative") for v in final.values())
+            seq_hits += sum(v.status == "positive" for v in final.values())
+            used = max(v.n for v in final.values())
+            runs = sum(v.n for v in final.values())
             seq_any += rejected
             seeds_used.append(used)
             runs_used.append(runs + used)  # transfer runs + the scratch runs they need

@@ -13,7 +13,7 @@ from rl_transfer.io import SEQUENTIAL_FILE, write_json
 from rl_transfer.report import ALPHA, hypothesis_id, print_tables, summarize, write_reports
 from rl_transfer.runner import FolderLock, Plan, execute_local, execute_ray, plan, write_spec
 from rl_transfer.spec import MIN_SEEDS, ExperimentSpec, spec_from
-from rl_transfer.stats import look_schedule, sequential_look
+from rl_transfer.stats import look_schedule, sequential_holm_look
 
 
 @dataclass
@@ -105,15 +105,15 @@ class Experiment:
         self, root: Path, on_start: Callable[[Plan], None] | None
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Seeds in rounds: at each look (3, 5, 8, ... up to max_seeds), every open comparison
-        is tested at its group-sequential level (alpha / m each, Lan-DeMets power-family spending)
-        and stops when decided or futile; the next round runs more seeds for the open ones
+        is tested at its group-sequential level for its share of alpha (alpha / m, more once
+        others are rejected: sequential Holm; Lan-DeMets power-family spending) and stops when
+        decided or futile; the next round runs more seeds for the open ones
         only. The looks and decisions go to sequential.json (written at every look, so a
         resumed experiment takes the same decisions from the same runs)."""
         spec = self.spec
         seeds = spec.seed_list()
         looks = look_schedule(MIN_SEEDS, spec.max_seeds)
         hypotheses = _hypotheses(spec)
-        share = ALPHA / len(hypotheses)
         open_ = set(hypotheses)
         decisions: dict[str, dict[str, Any]] = {}
         reused: list[dict[str, Any]] = []
@@ -122,7 +122,8 @@ class Experiment:
             "max_seeds": spec.max_seeds,
             "looks": looks,
             "alpha": ALPHA,
-            "alpha_per_hypothesis": share,
+            "alpha_per_hypothesis": ALPHA / len(hypotheses),
+            "procedure": "sequential Holm (Maurer & Bretz 2013): a rejection passes its share on",
             "taken": [],
             "decisions": decisions,
         }
@@ -139,7 +140,7 @@ class Experiment:
             ran |= {_run_id(i) for i in new + jobs.reused}
             summary = summarize(root)
             by_id = {hypothesis_id(r): r for r in summary["results"]}
-            statuses = {}
+            differences = {}
             for h in sorted(open_):
                 entry = by_id.get("/".join(h))
                 d = []
@@ -148,7 +149,14 @@ class Experiment:
                     d = [
                         v for s, v in zip(entry["seeds"], gains) if v is not None and s in seeds[:n]
                     ]
-                look = sequential_look(d, k, looks, spec.max_seeds, share)
+                differences["/".join(h)] = d
+            rejected = sum(d["verdict"] != "inconclusive" for d in decisions.values())
+            looked = sequential_holm_look(
+                differences, k, looks, spec.max_seeds, ALPHA, len(hypotheses), rejected
+            )
+            statuses = {}
+            for h in sorted(open_):
+                look = looked["/".join(h)]
                 statuses["/".join(h)] = look.status
                 if look.status != "continue":
                     decisions["/".join(h)] = {

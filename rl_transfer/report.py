@@ -47,9 +47,9 @@ VERDICT_RULE = (
     "positive or negative transfer when the paired t-test of the per-seed normalized-area "
     "difference A_T - A_B (the sign of forward transfer) rejects 'no difference' with the "
     "study's family-wise error held at 5%: Holm's procedure over the family (every pair x algo "
-    "x method of the study) for a fixed number of seeds; with adaptive seeds, each hypothesis "
-    "gets 5%/m spent over its looks (group-sequential t-test, Lan-DeMets power-family "
-    "spending). Otherwise inconclusive. verdict_total_time applies the same to total-time "
+    "x method of the study) for a fixed number of seeds; with adaptive seeds, a group-sequential "
+    "t-test per hypothesis (Lan-DeMets power-family spending) under the sequential Holm "
+    "procedure. Otherwise inconclusive. verdict_total_time applies the same to total-time "
     "accounting (its own family)"
 )
 TRANSFER_RATIO_FORM = "area: (AUC~_T - AUC~_B) / AUC~_B on normalized curves (Taylor & Stone 2009)"
@@ -283,8 +283,9 @@ def family_verdicts(
             {
                 "design": "adaptive seeds",
                 "procedure": (
-                    "alpha / m per hypothesis (Bonferroni), spent over its looks as "
-                    "alpha * (n / max_seeds)^2 (Lan-DeMets spending, Kim-DeMets power family); "
+                    "sequential Holm (Maurer & Bretz 2013): each hypothesis not yet rejected "
+                    "holds alpha / (m - rejected), spent over its looks as "
+                    "share * (n / max_seeds)^2 (Lan-DeMets spending, Kim-DeMets power family); "
                     "a look rejects when its paired t-test p-value is at most the look's "
                     "group-sequential level (set by simulating the t statistics' joint null "
                     "law); a hypothesis stops when decided, or as futile when the seeds it "

@@ -307,3 +307,49 @@ def sequential_look(
         if need is None:
             return Look("futile", len(x), p, level, None)
     return Look("continue", len(x), p, level)
+
+
+def sequential_holm_look(
+    differences: dict[str, Sequence[float]],
+    k: int,
+    looks: Sequence[int],
+    max_seeds: int,
+    alpha: float,
+    m: int,
+    rejected_before: int,
+) -> dict[str, Look]:
+    """Decide every open hypothesis of a family of ``m`` at look ``k``, with the sequential Holm
+    procedure of the graphical approach for group-sequential designs (Maurer & Bretz 2013,
+    Statistics in Biopharmaceutical Research 5): each hypothesis not yet rejected holds
+    alpha / (m - rejected) and is tested at its group-sequential level for that share
+    (:func:`sequential_look`); a rejection passes its share on to the others, which are tested
+    again at the same look, until no more is rejected. Futility is then judged at the final
+    share. The family-wise error stays at most ``alpha``.
+
+    Args:
+        differences: hypothesis -> its paired differences at this look (shape [n]).
+        rejected_before: hypotheses of the family rejected at earlier looks.
+
+    Returns:
+        hypothesis -> :class:`Look` (status ``continue`` for those still open).
+    """
+    out: dict[str, Look] = {}
+    rejected = rejected_before
+    pending = dict(differences)
+    while True:
+        share = alpha / max(1, m - rejected)
+        newly = {}
+        for h, d in pending.items():
+            look = sequential_look(d, k, looks, max_seeds, share)
+            if look.status in ("positive", "negative"):
+                newly[h] = look
+        if not newly:
+            break
+        out.update(newly)
+        rejected += len(newly)
+        for h in newly:
+            pending.pop(h)
+    share = alpha / max(1, m - rejected)
+    for h, d in pending.items():
+        out[h] = sequential_look(d, k, looks, max_seeds, share)
+    return out

@@ -165,3 +165,21 @@ def test_constant_effect_is_not_futile():
 
 def test_failed_runs_are_not_called_futile():
     assert sequential_look([0.2], 1, [3, 5, 8, 10], 10, 0.05).status == "failed"
+
+
+def test_sequential_holm_passes_a_rejection_share_on():
+    from rl_transfer.stats import sequential_holm_look
+
+    looks = [3, 5, 8, 10]
+    strong = [1.0, 1.01, 1.02, 0.99, 1.0]  # p ~ 1e-9: rejected at alpha / 2
+    # p = 0.0078: above the look-2 level for alpha / 2 (0.0042), below the level for the whole
+    # alpha (0.0085), which it holds once the strong one is rejected
+    mid = [0.3, 0.5, 0.4, 0.45, 0.1]
+    p_mid = paired_t_test(mid)
+    half, whole = look_levels(looks, 0.025)[1], look_levels(looks, 0.05)[1]
+    assert half < p_mid <= whole
+    alone = sequential_look(mid, 1, looks, 10, 0.025)
+    assert alone.status == "continue"
+    both = sequential_holm_look({"a": strong, "b": mid}, 1, looks, 10, 0.05, 2, 0)
+    assert both["a"].status == "positive" and both["b"].status == "positive"
+    assert both["b"].level == pytest.approx(whole)

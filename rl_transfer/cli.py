@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-seeds",
         type=_positive_int,
         metavar="N",
-        help="the most seeds --seeds auto runs (default: 10)",
+        help="the most seeds --seeds auto runs (default: 10); a comparison stops earlier when "
+        "decided, or as futile when it would need more than twice this",
     )
     run.add_argument(
         "--seed-offset",
@@ -214,6 +215,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "ray_address": args.ray_address,
         "name": args.name,
     }
+    if args.max_seeds is not None and args.seeds not in (None, "auto"):
+        raise SpecError(
+            f"--max-seeds applies to --seeds auto; with --seeds {args.seeds} every seed runs"
+        )
     exp = Experiment(study=args.study, quiet=args.quiet, **kwargs)
     out = exp.spec.output_dir()
 

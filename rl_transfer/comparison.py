@@ -90,7 +90,7 @@ class MetricResult:
     per_seed: list[float | None]
     notes: dict[int, str]
     name: str
-    test_p: float | None = None
+    test_p: float | None = field(default=None, repr=False)
     """The verdict's p-value, for the metrics that carry it."""
 
     @cached_property
@@ -235,12 +235,14 @@ def compare(
     tt = np.asarray(t, dtype=float)
     if tt.ndim != 1 or len(tt) < 2:
         raise ComparisonError(f"t must have shape [n_evals >= 2], got {np.shape(t)}")
-    if tt[0] != 0 or np.any(np.diff(tt) <= 0):
+    if not np.all(np.isfinite(tt)) or tt[0] != 0 or np.any(np.diff(tt) <= 0):
         raise ComparisonError(
-            "t must start at 0 (the evaluation before any target step) and increase"
+            "t must be finite, start at 0 (the evaluation before any target step) and increase"
         )
     xt = _as_2d("transfer", transfer, len(tt))
     xb = _as_2d("scratch", scratch, len(tt))
+    if xt.shape[0] < 1:
+        raise ComparisonError("transfer and scratch need at least one seed (one row each)")
     if xt.shape != xb.shape:
         raise ComparisonError(
             f"transfer and scratch must have the same shape (paired seeds), got {xt.shape} and "
@@ -272,7 +274,13 @@ def compare(
             raise ComparisonError(
                 f"source_curve values must have one row per seed ({n}), got {vs.shape[0]}"
             )
-        if ts.ndim != 1 or len(ts) < 2 or ts[0] != 0 or np.any(np.diff(ts) <= 0):
+        if (
+            ts.ndim != 1
+            or len(ts) < 2
+            or not np.all(np.isfinite(ts))
+            or ts[0] != 0
+            or np.any(np.diff(ts) <= 0)
+        ):
             raise ComparisonError("source_curve t must start at 0 and increase, with >= 2 points")
         if ts[-1] != source_steps:
             raise ComparisonError(

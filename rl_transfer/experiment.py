@@ -154,10 +154,12 @@ class Experiment:
             looked = sequential_holm_look(
                 differences, k, looks, spec.max_seeds, ALPHA, len(hypotheses), rejected
             )
-            statuses = {}
+            statuses, p_values, levels = {}, {}, {}
             for h in sorted(open_):
                 look = looked["/".join(h)]
                 statuses["/".join(h)] = look.status
+                p_values["/".join(h)] = look.p_value
+                levels["/".join(h)] = look.level
                 if look.status != "continue":
                     decisions["/".join(h)] = {
                         "status": look.status,  # positive, negative, futile, undecided, failed
@@ -171,7 +173,15 @@ class Experiment:
                         "seeds_needed": look.seeds_needed,
                     }
                     open_.discard(h)
-            record["taken"].append({"look": k + 1, "seeds": n, "status": statuses})
+            record["taken"].append(
+                {
+                    "look": k + 1,
+                    "seeds": n,
+                    "status": statuses,
+                    "p_value": p_values,
+                    "level": levels,
+                }
+            )
             write_json(root / SEQUENTIAL_FILE, record)
             _print_look(k + 1, n, statuses)
             if not open_:

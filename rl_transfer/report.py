@@ -379,13 +379,17 @@ def decision_line(entry: dict[str, Any]) -> str:
         parts.append(f"sign-flip p = {_p(entry['p_value_sign_flip'])}")
     if entry["verdict"] == "inconclusive":
         need = entry.get("seeds_needed")
-        parts.append(
-            f"undecided with {len(entry['seeds'])} seeds; about {need} would decide it "
-            "(80% power at the observed effect, at this family's level)"
-            if need
-            else f"undecided with {len(entry['seeds'])} seeds; the observed effect is too "
-            "small for any affordable number of seeds to decide"
-        )
+        if need:
+            parts.append(
+                f"about {need} seeds would decide it (a fixed-seed t-test with 80% power at the "
+                "observed effect, at this family's level); to go on, run a new experiment "
+                f"(another --name or --out; sources are cached) with --seeds {need} or "
+                "--seeds auto and a larger --max-seeds"
+            )
+        elif entry.get("sequential", {}).get("status") != "failed":
+            parts.append(
+                "the observed effect is too small for any affordable number of seeds to decide"
+            )
     return "; ".join(parts)
 
 

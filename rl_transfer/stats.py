@@ -140,7 +140,14 @@ def sign_flip_test(d: Sequence[float], seed: int = BOOTSTRAP_SEED) -> float | No
 def decide(p_value: float | None, effect: float | None, level: float) -> str:
     """``positive`` / ``negative`` when ``p_value < level`` (by the sign of ``effect``, the mean
     paired difference), else ``inconclusive``."""
-    if p_value is None or effect is None or p_value >= level or effect == 0:
+    if (
+        p_value is None
+        or effect is None
+        or not np.isfinite(p_value)
+        or not np.isfinite(effect)
+        or p_value >= level
+        or effect == 0
+    ):
         return "inconclusive"
     return "positive" if effect > 0 else "negative"
 
@@ -231,6 +238,13 @@ def _levels(looks: tuple[int, ...], alpha: float) -> tuple[float, ...]:
     alive = np.ones(len(x), dtype=bool)
     levels, spent = [], 0.0
     for k, n in enumerate(looks):
+        if k == 0:  # nothing rejected before: the level is the alpha spent, exactly
+            level = spent_alpha(n / looks[-1], alpha)
+            rejected = p[:, 0] <= level
+            spent += rejected.sum() / len(x)
+            alive &= ~rejected
+            levels.append(level)
+            continue
         want = int(round((spent_alpha(n / looks[-1], alpha) - spent) * len(x)))
         candidates = np.sort(p[alive, k])
         level = float(candidates[want - 1]) if want > 0 else 0.0

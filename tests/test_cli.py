@@ -183,6 +183,7 @@ def test_report_rebuilds_the_same_summary(tiny_experiment, tmp_path):
         (["--seeds", "auto", "--max-seeds", "2"], "max_seeds must be at least 3"),
         (["--seed-offset", "-1"], "must be an integer >= 0, got -1"),
         (["--methods", "scratch"], "seeds 'auto' decides transfer-vs-scratch comparisons"),
+        (["--seeds", "4", "--max-seeds", "7"], "--max-seeds applies to --seeds auto"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, message):
@@ -334,6 +335,7 @@ def test_adaptive_seeds_look_and_stop_per_comparison(tmp_path):
     root = tmp_path / "exp"
     seq = read_json(root / "sequential.json")
     assert seq["looks"] == [3, 5] and seq["alpha_per_hypothesis"] == pytest.approx(0.025)
+    assert set(seq["taken"][0]) == {"look", "seeds", "status", "p_value", "level"}
     summary = read_json(root / "summary.json")
     assert summary["family"]["design"] == "adaptive seeds" and summary["family"]["size"] == 2
     first = seq["taken"][0]["status"]

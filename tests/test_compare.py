@@ -84,6 +84,9 @@ def test_compare_with_a_measured_source_curve():
     [
         ({"t": [0, 100]}, "transfer must have shape"),
         ({"t": [10, 100, 200]}, "start at 0"),
+        ({"t": [0, np.nan, 200]}, "finite"),
+        ({"t": [0, 100, np.inf]}, "finite"),
+        ({"transfer": np.zeros((0, 3)), "scratch": np.zeros((0, 3))}, "at least one seed"),
         ({"scratch": np.zeros((2, 3))}, "same shape"),
         ({"transfer": np.full((3, 3), np.nan)}, "NaN"),
         ({"r_min": 100, "r_max": 0}, "r_min"),

@@ -92,6 +92,8 @@ def test_decide_and_holm_by_hand():
     assert decide(0.01, -0.3, 0.05) == "negative"
     assert decide(0.06, 0.3, 0.05) == "inconclusive"
     assert decide(None, 0.3, 0.05) == "inconclusive"
+    assert decide(float("nan"), -0.3, 0.05) == "inconclusive"
+    assert decide(0.01, float("nan"), 0.05) == "inconclusive"
     # p sorted 0.01, 0.03, 0.04 -> 3 x 0.01 = 0.03, 2 x 0.03 = 0.06, max(0.06, 0.04) = 0.06
     assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06])
 
@@ -112,6 +114,8 @@ def test_alpha_spending_and_looks():
     assert spent_alpha(0.5, 0.05) == pytest.approx(0.05 * 0.5**2)
     levels = look_levels([3, 5, 8, 10], 0.05)
     assert all(0 < v < 0.05 for v in levels)
+    assert levels[0] == pytest.approx(spent_alpha(0.3, 0.05))  # first look: exactly its spend
+    assert look_levels([3], 0.05) == [pytest.approx(0.05)]
 
 
 def test_look_levels_spend_alpha_on_fresh_null_simulations():

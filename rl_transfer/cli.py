@@ -55,7 +55,10 @@ def _names(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from rl_transfer import __version__
+
     parser = _Parser(prog="rl-transfer", description="Reinforcement-learning transfer workbench.")
+    parser.add_argument("--version", action="version", version=f"rl-transfer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser(

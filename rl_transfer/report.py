@@ -95,7 +95,14 @@ def load_experiment(root: Path) -> tuple[dict[str, Any], list[RunData]]:
 
 
 def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
+    """A number as people write it: 4 significant digits, thousands as k and millions as M
+    (28.8k steps, not 2.88e+04)."""
+    if x is None:
+        return "n/a"
+    for scale, unit in ((1e6, "M"), (1e4, "k")):
+        if abs(x) >= scale:
+            return f"{x / (1e3 if unit == 'k' else 1e6):.3g}{unit}"
+    return f"{x:.4g}"
 
 
 def fmt_cell(entry: dict[str, Any], n: int) -> str:

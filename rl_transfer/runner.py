@@ -410,7 +410,14 @@ def write_spec(spec: ExperimentSpec, root: Path) -> None:
     """Write experiment.yaml (the resolved spec) atomically."""
     import yaml
 
-    write_text(root / "experiment.yaml", yaml.safe_dump(spec.resolved(), sort_keys=False))
+    class _NoAliases(yaml.SafeDumper):  # a shared value is written out, not as &id001 / *id001
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    write_text(
+        root / "experiment.yaml",
+        yaml.dump(spec.resolved(), Dumper=_NoAliases, sort_keys=False),
+    )
 
 
 class FolderLock:

@@ -215,6 +215,20 @@ def test_fmt_cell_marks_partial_seeds():
     assert fmt_cell({"iqm": 2.0, "ci": [1.0, 3.0], "n_defined": 1}, 2) == "2 [1, 3] (1/2 seeds)"
 
 
+def test_fmt_cell_writes_steps_as_people_do():
+    cell = fmt_cell({"iqm": 28840.0, "ci": [21500.0, 34133.0], "n_defined": 3}, 3)
+    assert cell == "28.8k [21.5k, 34.1k]"
+    assert fmt_cell({"iqm": -4.735e6, "ci": None, "n_defined": 3}, 3) == "-4.74M"
+    assert fmt_cell({"iqm": 2816.0, "ci": None, "n_defined": 3}, 3) == "2816"
+
+
+def test_version_and_experiment_yaml_without_anchors(tiny_experiment, tmp_path):
+    proc = cli("--version", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("rl-transfer ")
+    text = (tiny_experiment / "experiment.yaml").read_text()
+    assert "&id" not in text and "*id" not in text
+
+
 def test_several_pairs_from_python_give_a_performance_profile(tmp_path):
     """The Python API with a pair registered in the script, beside a catalog pair."""
     import envs

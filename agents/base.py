@@ -95,7 +95,7 @@ class AgentAdapter:
         algo_class: the stable-baselines3 class.
         parts: part name -> prefixes of ``policy.state_dict()`` keys that make up the part.
         target_sync: (online prefix, target prefix) pairs set equal after a transfer that moves
-            the online network (pitfall 10).
+            the online network (stale target networks would bootstrap from fresh weights).
         off_policy: whether the algorithm learns from a replay buffer.
         kickstart: whether :meth:`install_kickstart` is available (on-policy actor-critics).
     """
@@ -246,8 +246,8 @@ class AgentAdapter:
         """Copy the named parts' tensors from ``source`` into ``target`` in place.
 
         Only the named tensors move: optimizer state, schedules and hyperparameters of ``target``
-        stay as built (pitfall 5). Target networks listed in ``target_sync`` are then set equal to
-        the freshly copied online network.
+        stay as built (SB3's ``load`` would restore all of them too). Target networks listed in
+        ``target_sync`` are then set equal to the freshly copied online network.
 
         Raises:
             TransferError: a shape differs (both sides named) or no tensor was copied.
@@ -519,7 +519,8 @@ class AgentAdapter:
     def transfer_overrides(self, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
         """Hyperparameter overrides for an arm that starts from transferred weights.
 
-        Default: none. Off-policy adapters use this to keep exploration from erasing the
-        jumpstart (pitfall 3); the choice is recorded in transfer_report.json.
+        Default: none. Off-policy adapters use this to keep exploration from erasing the jumpstart
+        (uniform random warm-up actions, epsilon restarting at 1.0); the choice is recorded in
+        transfer_report.json.
         """
         return {}

@@ -2,11 +2,12 @@
 
 DQN's Q-network is both its policy (greedy action) and its value function: the ``policy`` and
 ``value`` parts are the same tensors (``q_net``), and ``q_net_target`` is set equal to the copied
-``q_net`` (pitfall 10).
+``q_net``, so the first TD targets come from the transferred network.
 
-Warm-up and exploration of a transferred arm (pitfall 3): ``learning_starts`` is kept (the weights
-do not move during warm-up, so the jumpstart is held while the buffer fills) and epsilon starts at
-``exploration_final_eps`` instead of restarting at 1.0.
+Warm-up and exploration of a transferred arm (SB3 acts uniformly at random before
+``learning_starts`` and restarts epsilon at 1.0, which would erase the jumpstart):
+``learning_starts`` is kept (the weights do not move during warm-up, so the jumpstart is held while
+the buffer fills) and epsilon starts at ``exploration_final_eps`` instead of restarting at 1.0.
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 
 - ``policy``: the actor (``actor.latent_pi``, ``actor.mu``, ``actor.log_std``)
 - ``value``: both Q-networks (``critic.qf0``, ``critic.qf1``); ``critic_target`` is set equal to
-  the copied critic (pitfall 10). The entropy coefficient is not transferred (learned afresh).
+  the copied critic, so the first TD targets come from it. The entropy coefficient is not
+  transferred (learned afresh).
 
-Warm-up (pitfall 3): ``learning_starts`` is kept; the weights do not move during warm-up, so the
-jumpstart is held while the buffer fills with uniform random actions.
+Warm-up (SB3 acts uniformly at random before ``learning_starts``): ``learning_starts`` is kept; the
+weights do not move during warm-up, so the jumpstart is held while the buffer fills with uniform
+random actions.
 """
 
 from __future__ import annotations

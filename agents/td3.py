@@ -1,9 +1,11 @@
 """TD3 adapter (Fujimoto et al. 2018; stable-baselines3 ``TD3``).
 
-- ``policy``: the actor (``actor.mu``); ``actor_target`` is set equal to it (pitfall 10)
+- ``policy``: the actor (``actor.mu``); ``actor_target`` is set equal to it, so the first target
+  actions are the source's
 - ``value``: both Q-networks (``critic.qf0``, ``critic.qf1``); ``critic_target`` set equal
 
-Warm-up (pitfall 3): ``learning_starts`` is kept; the weights do not move during warm-up.
+Warm-up (SB3 acts uniformly at random before ``learning_starts``): ``learning_starts`` is kept; the
+weights do not move during warm-up.
 """
 
 from __future__ import annotations

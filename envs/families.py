@@ -4,7 +4,9 @@ A *family* (for example ``cartpole``) is one gymnasium environment whose physica
 declared with a default, bounds and a unit. A *variant* is one setting of them. Setting a parameter
 goes to the unwrapped env at construction time (so every instance -- training, evaluation, every
 vector worker -- is built with it) and recomputes every derived constant the env caches
-(pitfalls 1 and 2 in the project guide).
+(gymnasium's CartPole computes ``total_mass`` and ``polemass_length`` once, in ``__init__``;
+a value set on a wrapper instead of ``env.unwrapped`` would be read back while the physics stays
+the default's).
 
 Each family is registered with gymnasium under the ``rl_transfer`` namespace when :mod:`envs` is
 imported, so ``gymnasium.make("rl_transfer/CartPole-v1", length=1.0)`` works for other tools too.
@@ -207,7 +209,8 @@ class AcrobotFamilyEnv(AcrobotEnv):
     ``link_mass_1``, ``link_mass_2``, ``link_com_pos_1``, ``link_com_pos_2``, ``link_moi``.
 
     ``LINK_LENGTH_2`` is never read by the equations of motion (only by rendering), so it is not
-    offered (pitfall 2b): lengthen the second link through ``link_com_pos_2`` and ``link_moi``.
+    offered (a variant changing it would be the source again): lengthen the second link through
+    ``link_com_pos_2`` and ``link_moi``.
     """
 
     def __init__(self, render_mode: str | None = None, **params: float) -> None:
@@ -252,7 +255,8 @@ def _hopper_class() -> type:
 def make_hopper(render_mode: str | None = None, **params: float) -> gymnasium.Env:
     """Hopper-v5 (MuJoCo) with ``mass_scale`` (every body's mass multiplied) and ``gravity``
     (m/s^2). After the model is changed, ``mujoco.mj_setConst`` recomputes the constants MuJoCo
-    derives from it (subtree masses, inverse weights): the MuJoCo form of pitfall 1.
+    derives from it (subtree masses, inverse weights): otherwise they keep the default model's
+    values (as CartPole's ``total_mass`` stays stale when ``masspole`` is set after ``__init__``).
 
     Raises:
         ParameterError: unknown parameter name or value out of bounds.

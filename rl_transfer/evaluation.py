@@ -1,6 +1,7 @@
 """Policy evaluation on fixed episodes, batched across envs, and the evaluation callback.
 
-SB3's ``evaluate_policy`` takes no seed and ``EvalCallback`` never evaluates at t = 0 (pitfall 4).
+SB3's ``evaluate_policy`` takes no seed and ``EvalCallback`` never evaluates at t = 0, so
+neither gives a jumpstart.
 Here every evaluation runs the same episodes: env ``j`` is reset with evaluation seed ``j`` of
 :func:`envs.evaluation_seeds`, the policy acts deterministically, and one forward pass serves
 all envs still running.

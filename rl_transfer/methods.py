@@ -81,8 +81,9 @@ class TransferMethod:
 
     def start_overrides(self, adapter: Any, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
         """Hyperparameters the transferred arm starts with instead of the target's own: the
-        adapter's for an arm that starts from copied weights (pitfall 3: DQN's epsilon starts at
-        its final value), and ``learning_starts = 0`` when the replay buffer is seeded."""
+        adapter's for an arm that starts from copied weights (SB3's off-policy
+        warm-up and DQN's epsilon restart at 1.0 would throw the jumpstart away: DQN's epsilon
+        starts at its final value), and ``learning_starts = 0`` when the replay buffer is seeded."""
         out = dict(adapter.transfer_overrides(hyperparams)) if self.parts else {}
         if self.replay:
             out["learning_starts"] = 0  # the buffer already holds the source's transitions

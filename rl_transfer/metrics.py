@@ -6,7 +6,8 @@ speed-up; Wolczyk et al. 2021 (Continual World) for normalized forward transfer.
 
 Curves are mean evaluation returns per episode against target env steps. Both arms are compared on
 scratch's evaluation grid (``t`` in [0, t_max]); the transfer arm is linearly interpolated onto it
-(pitfall 11). Undefined or censored values are ``None`` with a reason, never NaN or Infinity.
+(AUC and the bootstrap need one grid). Undefined or censored values are ``None`` with a reason,
+never NaN or Infinity.
 """
 
 from __future__ import annotations

@@ -94,7 +94,8 @@ def test_unknown_part_is_refused():
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn", "sac"])
 def test_optimizer_state_is_fresh_unless_carried(algo):
-    """Pitfall: optimizer state is not carried over unless asked; asked, it is equal by value."""
+    """Optimizer state (which SB3's ``load`` would restore) is not carried over unless asked;
+    asked, it is equal by value."""
     adapter = get_adapter(algo)
     pair = PAIR if algo != "sac" else get_pair("pendulum-heavy")
     family = pair.target.family

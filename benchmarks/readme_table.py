@@ -12,35 +12,24 @@ import json
 import sys
 from pathlib import Path
 
-
-def _n(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    if abs(x) >= 1000:
-        return f"{x / 1000:.1f}k"
-    return f"{x:.3g}"
-
-
-def cell(m: dict) -> str:
-    if m["iqm"] is None:
-        return "n/a"
-    out = _n(m["iqm"])
-    if m["ci"] is not None:
-        out += f" [{_n(m['ci'][0])}, {_n(m['ci'][1])}]"
-    return out
+from rl_transfer.report import fmt_cell
 
 
 def table(summary: dict) -> str:
     results = summary["results"]
     most = max(results, key=lambda r: len(r["seeds"])) if results else None
-    scratch = cell(most["metrics"]["time_to_threshold_scratch"]) if most else "n/a"
+    scratch = (
+        fmt_cell(most["metrics"]["time_to_threshold_scratch"], len(most["seeds"]))
+        if most
+        else "n/a"
+    )
     lines = [
         f"| method | seeds | jumpstart | time to threshold (scratch {scratch}) | speed-up "
         "| forward transfer | p | verdict | total-time verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        m = r["metrics"]
+        m, n = r["metrics"], len(r["seeds"])
         p = r["p_value"]
         verdict = r["verdict"]
         seq = r.get("sequential")
@@ -49,9 +38,10 @@ def table(summary: dict) -> str:
         if verdict.startswith(("positive", "negative")):
             verdict = f"**{verdict.split(' ')[0]}**" + verdict[len(verdict.split(" ")[0]) :]
         lines.append(
-            f"| {r['method']} | {len(r['seeds'])} | {cell(m['jumpstart'])} "
-            f"| {cell(m['time_to_threshold_transfer'])} | {cell(m['time_to_threshold_speedup'])} "
-            f"| {cell(m['forward_transfer'])} | {'n/a' if p is None else f'{p:.2g}'} "
+            f"| {r['method']} | {n} | {fmt_cell(m['jumpstart'], n)} "
+            f"| {fmt_cell(m['time_to_threshold_transfer'], n)} "
+            f"| {fmt_cell(m['time_to_threshold_speedup'], n)} "
+            f"| {fmt_cell(m['forward_transfer'], n)} | {'n/a' if p is None else f'{p:.2g}'} "
             f"| {verdict} | {r['verdict_total_time']} |"
         )
     return "\n".join(lines)

@@ -39,7 +39,8 @@ from rl_transfer.stats import (
     sign_flip_test,
 )
 
-_UNCHANGED_BY_ACCOUNTING = {"time_to_threshold_scratch"}
+UNCHANGED_BY_ACCOUNTING = {"time_to_threshold_scratch"}
+"""Metrics with no accounting suffix: they do not depend on the source's cost."""
 NULL_VALUES: dict[str, float | None] = {
     "jumpstart": 0.0,
     "asymptotic_gain": 0.0,
@@ -64,7 +65,7 @@ def metric_keys() -> list[tuple[str, str, str]]:
     keys = []
     for accounting in ACCOUNTINGS:
         for name in METRIC_NAMES:
-            if accounting != "target_only" and name in _UNCHANGED_BY_ACCOUNTING:
+            if accounting != "target_only" and name in UNCHANGED_BY_ACCOUNTING:
                 continue
             suffix = "" if accounting == "target_only" else f"_{accounting}"
             keys.append((name + suffix, name, accounting))

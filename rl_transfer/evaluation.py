@@ -122,18 +122,41 @@ def record_eval(model: BaseAlgorithm, log: EvalLog, evaluator: Evaluator, t: int
     return float(returns.mean())
 
 
-class PeriodicEvalCallback(BaseCallback):
-    """Evaluates at the first update boundary at or after each multiple of ``eval_every`` env
-    steps (counted across all training envs), and records the step actually reached there.
+class UpdateBoundaryCallback(BaseCallback):
+    """Calls :meth:`at_boundary` with the step reached at the first update boundary at or after
+    each multiple of ``every`` env steps (counted across all training envs), from ``first`` on.
 
     An update boundary is the start of a rollout (``on_rollout_start``): stable-baselines3's
     ``learn`` loops (on- and off-policy, 2.x) call ``collect_rollouts``, which calls
     ``on_rollout_start`` before its first env step, and update the networks (``train()``) after
     it returns; off-policy learners before ``learning_starts`` skip the update, and with
-    ``train_freq`` in episodes a rollout is that many episodes. So the model evaluated at a row
-    ``t`` is the one after every update of the steps before ``t``; an evaluation inside a
-    rollout would miss the update of the steps already collected (for PPO/A2C, the whole
-    rollout's).
+    ``train_freq`` in episodes a rollout is that many episodes. So the model seen at step ``t``
+    is the one after every update of the steps before ``t``; anything inside a rollout would miss
+    the update of the steps already collected (for PPO/A2C, the whole rollout's).
+    """
+
+    def __init__(self, every: int, first: int) -> None:
+        super().__init__()
+        self.every, self.next = every, first
+
+    def at_boundary(self, t: int) -> None:
+        raise NotImplementedError
+
+    def _on_rollout_start(self) -> None:
+        t = int(self.model.num_timesteps)
+        if t < self.next:
+            return
+        self.at_boundary(t)
+        while self.next <= t:
+            self.next += self.every
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class PeriodicEvalCallback(UpdateBoundaryCallback):
+    """Evaluates at the first update boundary at or after each multiple of ``eval_every`` env
+    steps (:class:`UpdateBoundaryCallback`), recorded at the step actually reached there.
 
     The evaluation at t = 0 is done by the caller before ``learn``, the last one by the caller
     after ``learn`` returns (after the final update). ``on_progress(t, mean)`` is called after
@@ -147,22 +170,12 @@ class PeriodicEvalCallback(BaseCallback):
         eval_every: int,
         on_progress: Callable[[int, float], None] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(eval_every, first=eval_every)
         self.evaluator = evaluator
         self.log = log
-        self.eval_every = eval_every
-        self.next_eval = eval_every
         self.on_progress = on_progress
 
-    def _on_rollout_start(self) -> None:
-        t = int(self.model.num_timesteps)
-        if t < self.next_eval:
-            return
+    def at_boundary(self, t: int) -> None:
         mean = record_eval(self.model, self.log, self.evaluator, t)
-        while self.next_eval <= t:
-            self.next_eval += self.eval_every
         if self.on_progress is not None:
             self.on_progress(t, mean)
-
-    def _on_step(self) -> bool:
-        return True

@@ -113,7 +113,7 @@ class Experiment:
         spec = self.spec
         seeds = spec.seed_list()
         looks = look_schedule(MIN_SEEDS, spec.max_seeds)
-        hypotheses = _hypotheses(spec)
+        hypotheses = {"/".join(h): h for h in _hypotheses(spec)}  # id -> (pair, algo, method)
         open_ = set(hypotheses)
         decisions: dict[str, dict[str, Any]] = {}
         reused: list[dict[str, Any]] = []
@@ -129,7 +129,7 @@ class Experiment:
         }
         ran: set[tuple[str, str, str, int]] = set()
         for k, n in enumerate(looks):
-            jobs = plan(spec, root, seeds=seeds[:n], only=open_)
+            jobs = plan(spec, root, seeds=seeds[:n], only={hypotheses[h] for h in open_})
             # runs finished at an earlier look of this invocation are not "reused"
             jobs.reused = [i for i in jobs.reused if _run_id(i) not in ran]
             if on_start is not None:
@@ -138,30 +138,21 @@ class Experiment:
             new = self._execute(jobs)
             runs += new
             ran |= {_run_id(i) for i in new + jobs.reused}
-            summary = summarize(root)
-            by_id = {hypothesis_id(r): r for r in summary["results"]}
+            by_id = {hypothesis_id(r): r for r in summarize(root)["results"]}
             differences = {}
             for h in sorted(open_):
-                entry = by_id.get("/".join(h))
-                d = []
-                if entry is not None:
-                    gains = entry["metrics"]["normalized_area_gain"]["per_seed"]
-                    d = [
-                        v for s, v in zip(entry["seeds"], gains) if v is not None and s in seeds[:n]
-                    ]
-                differences["/".join(h)] = d
+                entry = by_id.get(h, {"seeds": [], "metrics": {"normalized_area_gain": {}}})
+                gains = entry["metrics"]["normalized_area_gain"].get("per_seed", [])
+                differences[h] = [
+                    v for s, v in zip(entry["seeds"], gains) if v is not None and s in seeds[:n]
+                ]
             rejected = sum(d["verdict"] != "inconclusive" for d in decisions.values())
             looked = sequential_holm_look(
                 differences, k, looks, spec.max_seeds, ALPHA, len(hypotheses), rejected
             )
-            statuses, p_values, levels = {}, {}, {}
-            for h in sorted(open_):
-                look = looked["/".join(h)]
-                statuses["/".join(h)] = look.status
-                p_values["/".join(h)] = look.p_value
-                levels["/".join(h)] = look.level
+            for h, look in looked.items():
                 if look.status != "continue":
-                    decisions["/".join(h)] = {
+                    decisions[h] = {
                         "status": look.status,  # positive, negative, futile, undecided, failed
                         "verdict": look.status
                         if look.status in ("positive", "negative")
@@ -173,13 +164,14 @@ class Experiment:
                         "seeds_needed": look.seeds_needed,
                     }
                     open_.discard(h)
+            statuses = {h: looked[h].status for h in sorted(looked)}
             record["taken"].append(
                 {
                     "look": k + 1,
                     "seeds": n,
                     "status": statuses,
-                    "p_value": p_values,
-                    "level": levels,
+                    "p_value": {h: looked[h].p_value for h in statuses},
+                    "level": {h: looked[h].level for h in statuses},
                 }
             )
             write_json(root / SEQUENTIAL_FILE, record)

@@ -94,6 +94,17 @@ def normalized_area(t: np.ndarray, f: np.ndarray, r_min: float, r_max: float) ->
     return auc(t, normalize(f, r_min, r_max, clip=True)) / float(t[-1])
 
 
+def _segment_points(
+    shift: float, segment: Curve | None, r_min: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The segment's points over [0, shift]: its checkpoints compressed in time by
+    ``shift / segment.t[-1]`` (1 in total-time accounting), or R_min throughout without one."""
+    if segment is None:
+        return np.array([0.0, shift]), np.array([r_min, r_min])
+    scale = shift / float(segment.t[-1]) if segment.t[-1] > 0 else 0.0
+    return segment.t * scale, segment.f
+
+
 def total_time_curve(
     transfer: Curve,
     grid: np.ndarray,
@@ -115,13 +126,8 @@ def total_time_curve(
     """
     out = np.empty(len(grid))
     before = grid < shift
-    if segment is None:
-        out[before] = r_min
-        seg_t, seg_f = np.array([0.0]), np.array([r_min])
-    else:
-        scale = shift / float(segment.t[-1]) if segment.t[-1] > 0 else 0.0
-        seg_t, seg_f = segment.t * scale, segment.f
-        out[before] = np.interp(grid[before], seg_t, seg_f)
+    seg_t, seg_f = _segment_points(shift, segment, r_min)
+    out[before] = np.interp(grid[before], seg_t, seg_f)
     out[~before] = transfer.at(grid[~before] - shift)
     keep = seg_t < shift
     points_t = np.concatenate([seg_t[keep], transfer.t + shift])
@@ -140,11 +146,7 @@ def total_time_exact(
     Returns:
         ``(t, f)``, shape [k] each, t non-decreasing from 0 to ``t_max``.
     """
-    if segment is None:
-        seg_t, seg_f = np.array([0.0, shift]), np.array([r_min, r_min])
-    else:
-        scale = shift / float(segment.t[-1]) if segment.t[-1] > 0 else 0.0
-        seg_t, seg_f = segment.t * scale, segment.f
+    seg_t, seg_f = _segment_points(shift, segment, r_min)
     inner = seg_t[(seg_t > 0) & (seg_t < min(shift, t_max))]
     t_before = np.concatenate([[0.0], inner, [min(shift, t_max)]])
     f_before = np.interp(t_before, seg_t, seg_f)

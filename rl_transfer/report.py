@@ -17,7 +17,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rl_transfer.comparison import comparison_from_seeds, metric_keys
+from rl_transfer.comparison import (
+    UNCHANGED_BY_ACCOUNTING,
+    comparison_from_seeds,
+    metric_keys,
+)
 from rl_transfer.errors import SpecError
 from rl_transfer.io import (
     SEQUENTIAL_FILE,
@@ -53,8 +57,6 @@ VERDICT_RULE = (
     "accounting (its own family)"
 )
 TRANSFER_RATIO_FORM = "area: (AUC~_T - AUC~_B) / AUC~_B on normalized curves (Taylor & Stone 2009)"
-
-_UNCHANGED_BY_ACCOUNTING = {"time_to_threshold_scratch"}
 
 
 @dataclass
@@ -94,7 +96,7 @@ def load_experiment(root: Path) -> tuple[dict[str, Any], list[RunData]]:
     return spec, runs
 
 
-def _fmt(x: float | None) -> str:
+def fmt_number(x: float | None) -> str:
     """A number as people write it: 4 significant digits, thousands as k and millions as M
     (28.8k steps, not 2.88e+04)."""
     if x is None:
@@ -109,9 +111,9 @@ def fmt_cell(entry: dict[str, Any], n: int) -> str:
     """``IQM [lo, hi]`` as shown in report.md and the terminal (``n/a`` when undefined)."""
     if entry["iqm"] is None:
         return "n/a"
-    cell = _fmt(entry["iqm"])
+    cell = fmt_number(entry["iqm"])
     if entry["ci"] is not None:
-        cell += f" [{_fmt(entry['ci'][0])}, {_fmt(entry['ci'][1])}]"
+        cell += f" [{fmt_number(entry['ci'][0])}, {fmt_number(entry['ci'][1])}]"
     if entry["n_defined"] < n:
         cell += f" ({entry['n_defined']}/{n} seeds)"
     return cell
@@ -353,7 +355,7 @@ def table_rows(entry: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = []
     for key, label in TABLE_METRICS:
         target = fmt_cell(entry["metrics"][key], n)
-        tt_key = key if key in _UNCHANGED_BY_ACCOUNTING else key + "_total_time"
+        tt_key = key if key in UNCHANGED_BY_ACCOUNTING else key + "_total_time"
         rows.append((label, target, fmt_cell(entry["metrics"][tt_key], n)))
     return rows
 
@@ -461,7 +463,7 @@ def report_md(summary: dict[str, Any], spec: dict[str, Any]) -> str:
             lines.append(
                 f"### {e['method']} vs scratch (seeds {e['seeds']}; verdict **{e['verdict']}**, "
                 f"total-time **{e['verdict_total_time']}**; P(transfer > scratch) = "
-                f"{_fmt(e['probability_of_improvement'])})"
+                f"{fmt_number(e['probability_of_improvement'])})"
             )
             lines += ["", "| metric | target-only | total-time |", "|---|---|---|"]
             for label, a, b in table_rows(e):
@@ -767,7 +769,7 @@ def print_tables(summary: dict[str, Any], console: Any = None) -> None:
             title=f"{e['pair']} / {e['algo']} / {e['method']} vs scratch  (seeds {e['seeds']})",
             caption=(
                 f"verdict: {e['verdict']}  |  total-time verdict: {e['verdict_total_time']}"
-                f"  |  P(transfer > scratch) = {_fmt(e['probability_of_improvement'])}\n"
+                f"  |  P(transfer > scratch) = {fmt_number(e['probability_of_improvement'])}\n"
                 f"{decision_line(e)}"
             ),
         )

@@ -22,7 +22,14 @@ from stable_baselines3.common.logger import configure
 from agents import TransferError, get_adapter
 from envs import EnvPair
 from rl_transfer.budget import BudgetReached, BudgetStop, StepBudget
-from rl_transfer.evaluation import EvalLog, Evaluator, PeriodicEvalCallback, record_eval, tb_writer
+from rl_transfer.evaluation import (
+    EvalLog,
+    Evaluator,
+    PeriodicEvalCallback,
+    UpdateBoundaryCallback,
+    record_eval,
+    tb_writer,
+)
 from rl_transfer.io import SOURCE_CURVE_FILE, atomic_write, read_json, write_json
 from rl_transfer.methods import get_method
 from rl_transfer.tensorboard import transfer_text
@@ -112,28 +119,18 @@ class _EpisodeEnds(BaseCallback):
         return True
 
 
-class _SourceCheckpoints(BaseCallback):
+class _SourceCheckpoints(UpdateBoundaryCallback):
     """Saves the policy's weights at t = 0 and at the first update boundary (the start of a
     rollout, after the previous update) at or after each multiple of ``every`` source steps."""
 
     def __init__(self, folder: Path, every: int) -> None:
-        super().__init__()
-        self.folder, self.every, self.next = folder, every, 0
+        super().__init__(every, first=0)
+        self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
 
-    def save(self) -> None:
-        t = int(self.model.num_timesteps)
+    def at_boundary(self, t: int) -> None:
         path = self.folder / f"policy_{t}_steps.pt"
         atomic_write(path, lambda p: torch.save(self.model.policy.state_dict(), p))
-
-    def _on_rollout_start(self) -> None:
-        if self.model.num_timesteps >= self.next:
-            self.save()
-            while self.next <= self.model.num_timesteps:
-                self.next += self.every
-
-    def _on_step(self) -> bool:
-        return True
 
 
 def source_checkpoints(folder: Path) -> list[tuple[int, Path]]:
@@ -157,14 +154,13 @@ def evaluate_source_segment(
         return 0
     final_steps = int(read_json(source.dir / "run.json")["source_steps"])
     model = adapter.load(source.dir / "model.zip")
+    final = evaluator.evaluate(model)  # before the checkpoints overwrite its weights
     log = EvalLog()
     for t, path in checkpoints:
-        if t >= final_steps:
-            continue
-        model.policy.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        log.add(t, *evaluator.evaluate(model))
-    model = adapter.load(source.dir / "model.zip")
-    log.add(final_steps, *evaluator.evaluate(model))
+        if t < final_steps:
+            model.policy.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            log.add(t, *evaluator.evaluate(model))
+    log.add(final_steps, *final)
     log.save(out)
     return len(log.timesteps)
 

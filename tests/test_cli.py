@@ -10,6 +10,7 @@ from conftest import TINY, cli, read_json, run_exp
 
 from rl_transfer.evaluation import Evaluator
 from rl_transfer.report import fmt_cell, metric_keys, table_rows
+from rl_transfer.stats import look_levels, paired_t_test
 
 RUN_FILES = {"run.json", "evaluations.npz", "transfer_report.json", "model.zip"}
 
@@ -349,7 +350,7 @@ def test_adaptive_seeds_look_and_stop_per_comparison(tmp_path):
     root = tmp_path / "exp"
     seq = read_json(root / "sequential.json")
     assert seq["looks"] == [3, 5] and seq["alpha_per_hypothesis"] == pytest.approx(0.025)
-    assert set(seq["taken"][0]) == {"look", "seeds", "status", "p_value", "level"}
+
     summary = read_json(root / "summary.json")
     assert summary["family"]["design"] == "adaptive seeds" and summary["family"]["size"] == 2
     first = seq["taken"][0]["status"]
@@ -364,6 +365,11 @@ def test_adaptive_seeds_look_and_stop_per_comparison(tmp_path):
         assert runs == [f"seed_{s}" for s in expected]
         # the decision's p-value is the paired t-test on the seeds of that look
         assert d["p_value"] == pytest.approx(r["p_value"])
+        # look 1 recorded, by value: the t-test of seeds 10-12 at its first-look level
+        gains = r["metrics"]["normalized_area_gain"]["per_seed"][:3]
+        assert seq["taken"][0]["p_value"][h] == pytest.approx(paired_t_test(gains))
+        level = seq["taken"][0]["level"][h]
+        assert any(level == pytest.approx(look_levels([3, 5], a)[0]) for a in (0.025, 0.05))
     assert "look 1 (3 seeds)" in proc.stderr
 
 

@@ -23,6 +23,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from agents import sb3
+
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
 
 
@@ -96,8 +98,12 @@ class AgentAdapter:
         parts: part name -> prefixes of ``policy.state_dict()`` keys that make up the part.
         target_sync: (online prefix, target prefix) pairs set equal after a transfer that moves
             the online network (stale target networks would bootstrap from fresh weights).
-        off_policy: whether the algorithm learns from a replay buffer.
-        kickstart: whether :meth:`install_kickstart` is available (on-policy actor-critics).
+        off_policy: whether the algorithm learns from a replay buffer (derived from
+            ``algo_class``: an SB3 ``OffPolicyAlgorithm``).
+
+    What a transfer method needs of an algorithm is the method's to say
+    (:meth:`rl_transfer.methods.base.TransferMethod.missing`); the adapter offers parts and
+    primitives, and reaches SB3's internals only through :mod:`agents.sb3`.
     """
 
     algo: ClassVar[str]
@@ -105,8 +111,14 @@ class AgentAdapter:
     parts: ClassVar[Mapping[str, tuple[str, ...]]]
     target_sync: ClassVar[tuple[tuple[str, str], ...]] = ()
     off_policy: ClassVar[bool] = False
-    kickstart: ClassVar[bool] = False
     part_notes: ClassVar[Mapping[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+        if "algo_class" in vars(cls):
+            cls.off_policy = issubclass(cls.algo_class, OffPolicyAlgorithm)
 
     # -- hyperparameters ----------------------------------------------------------------------
     def hyperparams(self, family: str) -> dict[str, Any]:
@@ -216,9 +228,7 @@ class AgentAdapter:
         actions to the space's bounds.
         """
         if isinstance(model.action_space, gymnasium.spaces.Discrete):
-            with torch.no_grad():
-                actions = model.policy._predict(torch.as_tensor(obs), deterministic=True)
-            return actions.numpy()
+            return sb3.greedy_actions(model.policy, obs)
         actions, _ = model.predict(obs, deterministic=True)
         return actions
 
@@ -309,7 +319,7 @@ class AgentAdapter:
             TransferError: an optimizer's class or parameter shapes differ between the two
                 models.
         """
-        names = [n for n in target._get_torch_save_params()[0] if n != "policy"]
+        names = sb3.optimizer_names(target)
         policy_params = {id(p) for p in target.policy.parameters()}
         out: list[dict[str, Any]] = []
         for name in names:
@@ -433,60 +443,6 @@ class AgentAdapter:
             "source_transitions": rows * src.n_envs,
             "target_capacity": dst.buffer_size * dst.n_envs,
         }
-
-    def install_reuse(
-        self, model: BaseAlgorithm, source: BaseAlgorithm, psi: float, decay: float, seed: int
-    ) -> tuple[dict[str, int], Callable[[np.ndarray], None]]:
-        """pi-reuse behaviour for an off-policy model: each step, with probability psi (per env,
-        multiplied by ``decay`` after every step, reset to ``psi`` at an episode's start) the
-        source's greedy action replaces the learner's, in the env and in the replay buffer.
-
-        Returns:
-            ``(stats, episode_done)``: ``stats["source_actions"]`` counts the source's actions;
-            call ``episode_done(dones)`` (bool array [n_envs]) after each step. Delete
-            ``model._sample_action`` afterwards to restore SB3's own (before saving the model).
-
-        Raises:
-            TransferError: the algorithm is not off-policy.
-        """
-        if not self.off_policy:
-            raise TransferError(f"{self.algo} is on-policy: pi-reuse needs off-policy learning")
-        original = model._sample_action
-        rng = np.random.default_rng(seed)
-        probs = np.full(model.n_envs, float(psi))
-        stats = {"source_actions": 0, "learner_actions": 0}
-        box = isinstance(model.action_space, gymnasium.spaces.Box)
-
-        def sample(learning_starts: int, action_noise: Any = None, n_envs: int = 1):  # noqa: ANN202
-            action, buffer_action = original(learning_starts, action_noise, n_envs)
-            use = rng.random(n_envs) < probs
-            if use.any():
-                src = np.asarray(self.act(source, model._last_obs))
-                action, buffer_action = np.array(action), np.array(buffer_action)
-                action[use] = src[use]
-                buffer_action[use] = model.policy.scale_action(src)[use] if box else src[use]
-            stats["source_actions"] += int(use.sum())
-            stats["learner_actions"] += int((~use).sum())
-            probs[:] *= decay
-            return action, buffer_action
-
-        def episode_done(dones: np.ndarray) -> None:
-            probs[np.asarray(dones, dtype=bool)] = psi
-
-        model._sample_action = sample
-        return stats, episode_done
-
-    def install_kickstart(
-        self, model: BaseAlgorithm, source: BaseAlgorithm, weight: float, weight_anneal: float
-    ) -> Any:
-        """Add kickstarting's auxiliary loss toward ``source``'s policy (Schmitt et al. 2018).
-
-        Raises:
-            TransferError: the algorithm has no on-policy actor-critic loss to add it to.
-        """
-        raise TransferError(
-            f"{self.algo} has no on-policy actor-critic loss: kickstarting needs ppo or a2c"
-        )
 
     def relabel_rewards(
         self, model: BaseAlgorithm, n: int, reward_fn: Callable[..., np.ndarray]

@@ -28,7 +28,6 @@ _SAME = "dqn: the Q-network is both policy and value; `policy` and `value` move 
 class DQNAdapter(AgentAdapter):
     algo = "dqn"
     algo_class = DQN
-    off_policy = True
     parts = {"policy": ("q_net.",), "value": ("q_net.",), "trunk": ("q_net.q_net.",)}
     target_sync = (("q_net.", "q_net_target."),)
     part_notes = {"policy": _SAME, "value": _SAME}

@@ -23,7 +23,6 @@ from agents.base import AgentAdapter
 class SACAdapter(AgentAdapter):
     algo = "sac"
     algo_class = SAC
-    off_policy = True
     parts = {"policy": ("actor.",), "value": ("critic.",)}
 
     def state_value(self, model: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:

@@ -21,7 +21,6 @@ from agents.base import AgentAdapter
 class TD3Adapter(AgentAdapter):
     algo = "td3"
     algo_class = TD3
-    off_policy = True
     parts = {"policy": ("actor.",), "value": ("critic.",)}
 
     def state_value(self, model: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:

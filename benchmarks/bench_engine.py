@@ -141,7 +141,7 @@ def reuse(steps: int) -> None:
     from rl_transfer.methods import METHODS
 
     ppo = get_adapter("ppo")
-    methods = [m for m, spec in METHODS.items() if m != "scratch" and not spec.missing_parts(ppo)]
+    methods = [m for m, spec in METHODS.items() if m != "scratch" and not spec.missing(ppo)]
     with tempfile.TemporaryDirectory() as d:
         _timed(
             [

@@ -13,7 +13,7 @@ from envs.errors import (
     UnknownFamilyError,
     UnknownPairError,
 )
-from envs.families import FAMILIES, NAMESPACE, EnvFamily, Param, get_family
+from envs.families import FAMILIES, NAMESPACE, EnvFamily, Param, get_family, register_family
 from envs.families import register_families_with_gymnasium as _register_families
 from envs.mappings import ActionMapping, Mappings, ObservationMapping
 from envs.pairs import (
@@ -53,6 +53,7 @@ __all__ = [
     "load_pairs_file",
     "load_user_pairs",
     "random_policy_return",
+    "register_family",
     "register_pair",
     "unregister_pair",
 ]

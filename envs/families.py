@@ -432,12 +432,68 @@ FAMILIES: dict[str, EnvFamily] = {
 }
 
 
+ENTRY_POINT_GROUP = "rl_transfer.families"
+"""Entry-point group through which a user's package adds env families: each entry point names
+an :class:`EnvFamily` object (``myfam = "my_package.envs:MY_FAMILY"``)."""
+_entry_points_loaded = False
+
+
+def register_family(family: EnvFamily) -> EnvFamily:
+    """Add ``family`` to the registry and register its gymnasium id; return it.
+
+    Raises:
+        UnknownFamilyError: ``family`` is not an EnvFamily, or its name is taken by another one.
+    """
+    if not isinstance(family, EnvFamily):
+        raise UnknownFamilyError(f"{family!r} is not an envs.EnvFamily")
+    taken = FAMILIES.get(family.name)
+    if taken is not None and taken != family:
+        raise UnknownFamilyError(f"env family name {family.name!r} is taken")
+    FAMILIES[family.name] = family
+    if family.gym_id not in gymnasium.registry:
+        gymnasium.register(
+            id=family.gym_id,
+            entry_point=family.entry_point,
+            max_episode_steps=family.max_episode_steps,
+            reward_threshold=family.reward_threshold,
+            kwargs=dict(family.extra_kwargs),
+        )
+    return family
+
+
+def load_family_entry_points() -> None:
+    """Register the families of every installed package's ``rl_transfer.families`` entry points
+    (once per process).
+
+    Raises:
+        UnknownFamilyError: an entry point that cannot be loaded or is not an EnvFamily.
+    """
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            family = ep.load()
+        except Exception as exc:  # noqa: BLE001  (a plugin's import may fail in any way)
+            raise UnknownFamilyError(
+                f"cannot load env family entry point {ep.name} = {ep.value}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        register_family(family)
+
+
 def get_family(name: str) -> EnvFamily:
-    """Return the env family called ``name``.
+    """Return the env family called ``name`` (built in, registered, or from an installed
+    package's ``rl_transfer.families`` entry point).
 
     Raises:
         UnknownFamilyError: no such family (the closest names are suggested).
     """
+    if name not in FAMILIES:
+        load_family_entry_points()
     try:
         return FAMILIES[name]
     except KeyError:
@@ -449,12 +505,5 @@ def get_family(name: str) -> EnvFamily:
 
 def register_families_with_gymnasium() -> None:
     """Register every family under the ``rl_transfer`` namespace (idempotent)."""
-    for fam in FAMILIES.values():
-        if fam.gym_id not in gymnasium.registry:
-            gymnasium.register(
-                id=fam.gym_id,
-                entry_point=fam.entry_point,
-                max_episode_steps=fam.max_episode_steps,
-                reward_threshold=fam.reward_threshold,
-                kwargs=dict(fam.extra_kwargs),
-            )
+    for fam in list(FAMILIES.values()):
+        register_family(fam)

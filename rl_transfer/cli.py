@@ -170,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pairs.add_argument("show", nargs="*", help="`show NAME` prints one pair whole")
 
+    methods = sub.add_parser(
+        "methods",
+        help="list the transfer methods (plugins included) and what each moves per algorithm",
+    )
+    methods.add_argument("--json", action="store_true", help="machine-readable output")
+
     report = sub.add_parser(
         "report",
         help="rebuild summary, tables and plots from experiment folders; with two or more, "
@@ -284,6 +290,21 @@ def _cmd_pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_methods(args: argparse.Namespace) -> int:
+    if args.json:
+        from rl_transfer.methods.docs import describe
+
+        print(json.dumps(describe(), indent=2))
+        return 0
+    from rich.console import Console
+
+    from rl_transfer.methods.docs import methods_table
+
+    Console().print(methods_table())
+    print("docs/methods.md: tensors copied, synced and frozen, warm-up and knobs per algorithm")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from rl_transfer.report import compare_table, print_tables, write_reports
 
@@ -339,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "run": _cmd_run,
         "pairs": _cmd_pairs,
+        "methods": _cmd_methods,
         "report": _cmd_report,
         "tensorboard": _cmd_tensorboard,
     }

@@ -12,6 +12,10 @@ class SpecError(RLTransferError, ValueError):
     """An experiment specification is invalid (unknown name, bad number, unusable folder)."""
 
 
+class SB3CompatibilityError(RLTransferError):
+    """The installed stable-baselines3 changed an internal that rl_transfer relies on."""
+
+
 USER_ERRORS: tuple[type[BaseException], ...] = (
     RLTransferError,
     EnvsError,

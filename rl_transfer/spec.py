@@ -103,13 +103,11 @@ class ExperimentSpec:
         for algo in self.algos:
             adapter = get_adapter(algo)
             for m in self.methods:
-                missing = get_method(m).missing_parts(adapter)
+                missing = get_method(m).missing(adapter)
                 if missing:
-                    able = [
-                        a for a, cls in ADAPTERS.items() if not get_method(m).missing_parts(cls)
-                    ]
+                    able = [a for a, cls in ADAPTERS.items() if not get_method(m).missing(cls)]
                     raise SpecError(
-                        f"method {m!r} is not supported by {algo}: it needs the part(s) "
+                        f"method {m!r} is not supported by {algo}: it needs "
                         f"{', '.join(missing)}; algorithms that support it: {', '.join(able)}"
                     )
         if self.seeds == "auto":

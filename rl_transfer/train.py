@@ -10,7 +10,8 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import configure
 
-from agents import TransferError, get_adapter
+from agents import get_adapter
 from envs import EnvPair
 from rl_transfer.budget import BudgetReached, BudgetStop, StepBudget
 from rl_transfer.evaluation import (
@@ -31,13 +32,12 @@ from rl_transfer.evaluation import (
     tb_writer,
 )
 from rl_transfer.io import SOURCE_CURVE_FILE, atomic_write, read_json, write_json
-from rl_transfer.methods import get_method
+from rl_transfer.methods import TargetRun, TransferMethod, get_method
+from rl_transfer.methods.replay import REPLAY_FILE
 from rl_transfer.tensorboard import transfer_text
 from rl_transfer.versions import package_versions
 
 ProgressFn = Callable[[int], None]
-Wrapper = Callable[[Any], Any]
-REPLAY_FILE = "replay_buffer.pkl"
 CHECKPOINTS = "checkpoints"
 """A source's folder of policy weights saved during pretraining, ``policy_<t>_steps.pt`` at
 t = 0 and at the first update boundary at or after each multiple of the evaluation interval."""
@@ -79,6 +79,13 @@ class TargetJob:
     dir: Path
     source: SourceJob | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    transfer: TransferMethod | None = None
+    """The method object (resolved from ``method`` when not given). It travels with the job, so
+    a method registered in the parent process runs in worker processes too."""
+
+    def __post_init__(self) -> None:
+        if self.transfer is None:
+            object.__setattr__(self, "transfer", get_method(self.method))
 
     @property
     def label(self) -> str:
@@ -106,16 +113,6 @@ class _ProgressCallback(BaseCallback):
         if self.report is not None and self.num_timesteps >= self.next:
             self.report(self.num_timesteps)
             self.next = self.num_timesteps + self.every
-        return True
-
-
-class _EpisodeEnds(BaseCallback):
-    def __init__(self, episode_done: Callable[[Any], None]) -> None:
-        super().__init__()
-        self.episode_done = episode_done
-
-    def _on_step(self) -> bool:
-        self.episode_done(self.locals["dones"])
         return True
 
 
@@ -178,70 +175,6 @@ def _fresh_dir(folder: Path) -> None:
     folder.mkdir(parents=True)
 
 
-def method_settings(
-    method: str, method_args: Mapping[str, Mapping[str, Any]] | None
-) -> dict[str, float]:
-    """Knob values in force for ``method`` (components of ``a+b`` each read their own
-    ``method_args[component]``)."""
-    out: dict[str, float] = {}
-    for component in method.split("+"):
-        out.update(get_method(component).settings((method_args or {}).get(component)))
-    return out
-
-
-def _seed_replay(
-    job: TargetJob, adapter: Any, model: Any, knobs: Mapping[str, float]
-) -> dict[str, Any]:
-    assert job.source is not None
-    path = job.source.dir / REPLAY_FILE
-    if not path.is_file():
-        raise TransferError(
-            f"source {job.source.dir} has no replay buffer (imported models bring none)"
-        )
-    info = adapter.load_replay(model, path, knobs["fraction"])
-    info["relabelled"] = 0
-    if knobs["relabel"]:
-        reward_fn = job.pair.target.env_family.reward_fn
-        if reward_fn is None:
-            raise TransferError(
-                f"replay.relabel: family {job.pair.target.family!r} has no "
-                "reward function to relabel with"
-            )
-        params = job.pair.target.env_family.validate(job.pair.target.params)
-        rows = info["transitions_loaded"] // model.replay_buffer.n_envs
-        info["relabelled"] = adapter.relabel_rewards(
-            model, rows, lambda o, a, o2, term: reward_fn(params, o, a, o2, term)
-        )
-    info["mix"] = (
-        "source transitions fill the start of the target's buffer and are "
-        "overwritten first (FIFO) once it is full"
-    )
-    return info
-
-
-def _shaped(adapter: Any, source_model: Any, gamma: float, scale: float) -> Wrapper:
-    """The shaping wrapper of a training env (put around its Monitor by ``make_vec_env``)."""
-    from rl_transfer.shaping import PotentialShaping
-
-    def potential(obs: Any) -> float:
-        return float(adapter.state_value(source_model, obs[None])[0])
-
-    return lambda env: PotentialShaping(env, potential, gamma, scale)
-
-
-def _chain(wrappers: list[Wrapper]) -> Wrapper | None:
-    """One wrapper applying ``wrappers`` in order (the first innermost); None when empty."""
-    if not wrappers:
-        return None
-
-    def wrap(env: Any) -> Any:
-        for w in wrappers:
-            env = w(env)
-        return env
-
-    return wrap
-
-
 def _remove_orphans(folder: Path) -> None:
     """Delete temporary folders of ``folder`` left by processes that no longer run (a source
     pretraining that was killed)."""
@@ -255,6 +188,17 @@ def _remove_orphans(folder: Path) -> None:
             continue
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Train on one torch thread (runs share the cores), restoring the caller's setting after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, Any]:
     """Pretrain the source agent into ``job.dir`` (unless a finished one is already there).
 
@@ -265,7 +209,11 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
         info = read_json(job.dir / "run.json")
         info["reused"] = True
         return info
-    torch.set_num_threads(1)
+    with one_torch_thread():
+        return _train_source(job, report)
+
+
+def _train_source(job: SourceJob, report: ProgressFn | None) -> dict[str, Any]:
     started = time.time()
     _remove_orphans(job.dir)
     tmp = job.dir.parent / f".{job.dir.name}.tmp-{os.getpid()}"
@@ -334,7 +282,8 @@ def train_target(
     started = time.time()
     _fresh_dir(job.dir)
     try:
-        return _train_target(job, report, started)
+        with one_torch_thread():
+            return _train_target(job, report, started)
     except Exception as exc:  # recorded, and the experiment goes on with the other runs
         return record_failure(job, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
@@ -354,11 +303,12 @@ def record_failure(job: TargetJob, error: str, trace: str | None = None) -> dict
 
 
 def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> dict[str, Any]:
-    torch.set_num_threads(1)
+    assert job.transfer is not None
+    method = job.transfer.fresh()
     adapter = get_adapter(job.algo)
-    method = get_method(job.method)
-    knobs = method_settings(job.method, job.extra.get("method_args"))
-    overrides = method.start_overrides(adapter, job.hyperparams)
+    knobs = method.settings_from(job.extra.get("method_args"))
+    overrides = method.hyperparam_overrides(adapter, job.hyperparams)
+    run = TargetRun(job.pair, job.algo, job.seed, job.hyperparams, adapter, knobs)
     transfer: dict[str, Any] = {
         "method": method.name,
         "doc": method.doc,
@@ -369,82 +319,33 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         "optimizer_state": "fresh (not transferred; finetune.optimizer=1 carries it)",
         "normalization": "none: no VecNormalize, observations and rewards reach the networks raw",
     }
-    source_model = None
     source_steps = 0
-    if method.needs_source:
-        assert job.source is not None, "a transfer method needs a source job"
-        source_info = read_json(job.source.dir / "run.json")
-        source_steps = int(source_info["source_steps"])
-        source_model = adapter.load(job.source.dir / "model.zip")
+    if job.source is not None:
+        source_steps = int(read_json(job.source.dir / "run.json")["source_steps"])
+        run.source = adapter.load(job.source.dir / "model.zip")
+        run.source_dir = job.source.dir
         transfer["source"] = {
             "key": job.source.key,
             "dir": str(job.source.dir),
             "steps": source_steps,
         }
-    wrappers: list[Wrapper] = []  # around each training env's Monitor, innermost first
-    callbacks: list[BaseCallback] = []
-    if method.shaping:
-        from rl_transfer.shaping import ShapedReturnLog
 
-        gamma = float(job.hyperparams.get("gamma", 0.99))
-        wrappers.append(_shaped(adapter, source_model, gamma, knobs["scale"]))
-        callbacks.append(ShapedReturnLog())
-        transfer["shaping"] = {
-            "potential": "source's value estimate (adapter.state_value)",
-            "gamma": gamma,
-            "scale": knobs["scale"],
-            "terminal_potential": 0.0,
-        }
-    if method.jsrl:
-        from rl_transfer.jsrl import GuideRollIn
-
-        guide_model = source_model
-
-        def guide(obs: Any) -> Any:
-            return adapter.act(guide_model, obs[None])[0]
-
-        # h is set once the budget is known (below), before the first reset
-        wrappers.append(lambda env: GuideRollIn(env, guide, 0))
+    # 1. the target model, on training envs the method may wrap (around each Monitor)
     model = adapter.make_model(
-        job.pair.make_target, job.hyperparams, job.seed, overrides, _chain(wrappers)
+        job.pair.make_target, job.hyperparams, job.seed, overrides, method.env_wrapper(run)
     )
     model.set_logger(configure(str(job.dir), ["tensorboard"]))
     budget = StepBudget(job.target_steps, adapter.rollout_steps(model), int(model.n_envs))
-    if method.jsrl:
-        from rl_transfer.jsrl import JSRLCallback
+    run.model, run.budget = model, budget
 
-        if budget.rollout is not None and budget.steps - budget.rollout < budget.n_envs:
-            raise TransferError(
-                f"jsrl: the budget of {budget.steps} steps is one rollout of the learner's "
-                f"({budget.rollout} env steps between updates), so it leaves the guide no step; "
-                f"raise --target-steps above {budget.rollout}"
-            )
-        jsrl_cb = JSRLCallback(int(knobs["horizon"]), knobs["anneal"], budget)
-        model.env.env_method("set_horizon", jsrl_cb.initial_horizon())
-        callbacks.insert(0, jsrl_cb)  # counts the guide's steps before the others read t
-    if method.reuse:
-        reuse_stats, episode_done = adapter.install_reuse(
-            model, source_model, knobs["psi"], knobs["decay"], job.seed
-        )
-        callbacks.append(_EpisodeEnds(episode_done))
-    if method.kickstart:
-        kickstart = adapter.install_kickstart(
-            model, source_model, knobs["weight"], knobs["weight_anneal"]
-        )
-    if method.parts:
-        record = adapter.copy_parts(source_model, model, list(method.parts))
-        transfer.update(record.to_dict())
-        if knobs.get("optimizer"):
-            transfer["optimizer_state"] = adapter.copy_optimizer_state(source_model, model)
-        if method.freeze:
-            keys = [k for part in method.freeze for k in adapter.part_keys(model, part)]
-            transfer["frozen"] = adapter.freeze(model, keys)
-    if method.replay:
-        transfer["replay"] = _seed_replay(job, adapter, model, knobs)
-    del source_model  # the methods that need it during training (teacher, guide) hold it
+    # 2. the transfer: what moves before learning, and the method's callbacks
+    entries, method_callbacks = method.before_learning(run)
+    transfer.update(entries)
     writer = tb_writer(model)
     if writer is not None:
         writer.add_text("transfer/report", transfer_text(transfer), 0)
+
+    # 3. evaluation at t = 0, on the source's measured segment, and learning to the budget
     evaluator = Evaluator(job.pair.make_target, job.eval_episodes, act=adapter.act)
     if job.source is not None:
         transfer["source_segment"] = (
@@ -454,46 +355,31 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         )
     log = EvalLog()
     record_eval(model, log, evaluator, 0)
-    eval_cb = PeriodicEvalCallback(evaluator, log, job.eval_every)
-    stop = BudgetStop(budget)
+    callbacks = [
+        *method_callbacks,  # first: a method's steps (jsrl's guide) count before others read t
+        BudgetStop(budget),
+        PeriodicEvalCallback(evaluator, log, job.eval_every),
+        _ProgressCallback(report),
+    ]
     try:
         model.learn(
             total_timesteps=budget.steps,
-            callback=CallbackList([*callbacks, stop, eval_cb, _ProgressCallback(report)]),
+            callback=CallbackList(callbacks),
             reset_num_timesteps=True,
         )
     except BudgetReached:  # at an update boundary: the last update is done
         pass
     steps = int(model.num_timesteps)
-    if method.reuse:
-        del model._sample_action  # the behaviour override goes; the saved model is plain SB3
-        transfer["reuse"] = {
-            "psi": knobs["psi"],
-            "decay": knobs["decay"],
-            **reuse_stats,
-            "counting": "the source's actions are target env steps and count toward t",
-        }
-    if method.kickstart:
-        kickstart.remove()  # the saved model is plain SB3
-        transfer["kickstart"] = kickstart.stats()
-    if method.jsrl:
-        transfer["jsrl"] = {
-            "horizon": int(knobs["horizon"]),
-            "anneal": knobs["anneal"],
-            "guide_steps": jsrl_cb.guide_steps,
-            "counting": "guide steps are target env steps and count toward t; h is capped so "
-            "that the run never passes its budget",
-        }
-    for used, what in (
-        (not method.jsrl or transfer["jsrl"]["guide_steps"], "jsrl: the guide took no step"),
-        (not method.reuse or transfer["reuse"]["source_actions"], "reuse: no source action"),
-    ):
-        if not used:  # a transfer that moved nothing is an error, never a success
-            raise TransferError(f"{what} in {steps} steps; raise its knobs or --target-steps")
+
+    # 4. the method's teardown (hooks removed: the saved model is plain SB3) and its report
+    transfer.update(method.after_learning(run, steps))
+    run.source = None
     if log.timesteps[-1] != steps:
         record_eval(model, log, evaluator, steps)
     eval_seconds = evaluator.seconds
     evaluator.close()
+
+    # 5. the results, run.json last
     log.save(job.dir / "evaluations.npz")
     write_json(job.dir / "transfer_report.json", transfer)
     atomic_write(job.dir / "model.zip", lambda p: model.save(str(p)))

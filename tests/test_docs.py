@@ -37,7 +37,7 @@ def test_envs_doc_is_generated_from_the_code():
 
 
 def test_methods_doc_is_generated_from_the_code():
-    from rl_transfer.methods import support_matrix
+    from rl_transfer.methods.docs import support_matrix
 
     text = (DOCS / "methods.md").read_text()
     assert text == support_matrix(), "run: python -m rl_transfer.methods > docs/methods.md"

@@ -7,7 +7,9 @@ from conftest import TINY, cli, read_json, run_exp
 
 import envs
 from agents import get_adapter
-from rl_transfer.shaping import PotentialShaping
+from rl_transfer.methods.kickstart import KickstartLoss
+from rl_transfer.methods.reuse import PolicyReuse
+from rl_transfer.methods.shaping import PotentialShaping
 
 
 @pytest.fixture(scope="module")
@@ -183,13 +185,13 @@ def test_replay_is_refused_for_on_policy_algorithms(tmp_path):
     proc = cli("run", "--methods", "replay", "--out", "exp", "--source-cache", "src", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "error: method 'replay' is not supported by ppo: it needs the part(s) replay buffer; "
+        "error: method 'replay' is not supported by ppo: it needs a replay buffer; "
         "algorithms that support it: dqn, sac, td3"
     )
 
 
 def test_jsrl_guide_takes_the_first_h_actions_and_they_count(tmp_path):
-    from rl_transfer.jsrl import GuideRollIn
+    from rl_transfer.methods.jsrl import GuideRollIn
 
     adapter, source = _dqn("cartpole-long-pole", 0, steps=300)
     seen = []
@@ -243,24 +245,26 @@ def test_jsrl_run_counts_guide_steps_toward_t_and_stays_in_the_budget(tmp_path):
 def test_reuse_with_psi_1_takes_the_source_action_every_step(tmp_path):
     adapter, source = _dqn("cartpole-long-pole", 0, steps=300)
     _, target = _dqn("cartpole-long-pole", 1)
-    stats, episode_done = adapter.install_reuse(target, source, psi=1.0, decay=1.0, seed=0)
+    hook = PolicyReuse(target, source, adapter.act, psi=1.0, decay=1.0, seed=0)
     target.learn(200)
     buf = target.replay_buffer
     greedy = adapter.act(source, buf.observations[:200, 0])
     np.testing.assert_array_equal(buf.actions[:200, 0, 0], greedy)  # stored = executed = source's
-    assert stats == {"source_actions": 200, "learner_actions": 0}
+    assert hook.stats == {"source_actions": 200, "learner_actions": 0}
+    hook.remove()
+    assert "_sample_action" not in vars(target)
 
 
 def test_reuse_probability_decays_within_an_episode_and_resets(tmp_path):
     adapter, source = _dqn("cartpole-long-pole", 0, steps=100)
     _, target = _dqn("cartpole-long-pole", 1)
-    stats, episode_done = adapter.install_reuse(target, source, psi=1.0, decay=0.0, seed=0)
+    hook = PolicyReuse(target, source, adapter.act, psi=1.0, decay=0.0, seed=0)
     target._last_obs = target.env.reset()
     target._sample_action(0, None, 1)  # psi = 1: the source's action
     target._sample_action(0, None, 1)  # psi = 0 after one step: the learner's
-    episode_done(np.array([True]))
+    hook.episode_done(np.array([True]))
     target._sample_action(0, None, 1)  # a new episode: psi = 1 again
-    assert stats == {"source_actions": 2, "learner_actions": 1}
+    assert hook.stats == {"source_actions": 2, "learner_actions": 1}
 
 
 def test_reuse_run_records_its_actions(tmp_path):
@@ -318,7 +322,7 @@ def test_kickstart_gradient_is_that_of_loss_plus_weighted_kl(algo, pair):
         return loss, _grads(student)
 
     _, plain = loss_grads()
-    hook = adapter.install_kickstart(student, teacher, weight=0.7, weight_anneal=0.5)
+    hook = KickstartLoss(student, teacher, weight=0.7, weight_anneal=0.5)
     _, hooked = loss_grads()
 
     student.policy.optimizer.zero_grad()
@@ -340,7 +344,7 @@ def test_kickstart_gradient_is_that_of_loss_plus_weighted_kl(algo, pair):
 def test_kickstart_weight_is_annealed_to_zero():
     adapter, student = _ppo("cartpole-long-pole", 1)
     _, teacher = _ppo("cartpole-long-pole", 2)
-    hook = adapter.install_kickstart(student, teacher, weight=2.0, weight_anneal=0.5)
+    hook = KickstartLoss(student, teacher, weight=2.0, weight_anneal=0.5)
     rollout = student.n_steps * student.n_envs  # 256: t is the rollout's first step
     student._total_timesteps = 10_000
     for t, expected in ((rollout, 2.0), (rollout + 2_500, 1.0), (rollout + 5_000, 0.0)):
@@ -388,6 +392,6 @@ def test_kickstart_is_refused_for_off_policy_algorithms(tmp_path):
     proc = cli("run", "--algo", "dqn", "--methods", "kickstart", "--out", "e", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "error: method 'kickstart' is not supported by dqn: it needs the part(s) on-policy "
-        "actor-critic loss; algorithms that support it: ppo, a2c"
+        "error: method 'kickstart' is not supported by dqn: it needs an on-policy actor-critic "
+        "loss (PPO's or A2C's update); algorithms that support it: ppo, a2c"
     )

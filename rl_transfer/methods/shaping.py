@@ -20,6 +20,9 @@ import gymnasium
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.sb3 import stats_window_size
+from rl_transfer.methods.base import Knob, TargetRun, TransferMethod, Wrapper
+
 Potential = Callable[[np.ndarray], float]
 
 
@@ -78,7 +81,7 @@ class ShapedReturnLog(BaseCallback):
         self.returns: deque[float] = deque()
 
     def _on_training_start(self) -> None:
-        self.returns = deque(maxlen=self.model._stats_window_size)
+        self.returns = deque(maxlen=stats_window_size(self.model))
 
     def _record(self) -> None:
         if self.returns:
@@ -93,3 +96,43 @@ class ShapedReturnLog(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         self._record()
+
+
+class RewardShaping(TransferMethod):
+    """Potential-based reward shaping with the source's value estimate as the potential."""
+
+    name = "shaping"
+    doc = (
+        "reward + scale * (gamma * V_src(s') - V_src(s)), V_src(terminal) = 0, on "
+        "the training envs (evaluation is unshaped)"
+    )
+    reference = "Ng, Harada & Russell 1999, Policy invariance under reward transformations"
+    moves = "V_src as shaping potential"
+    knobs = {"scale": Knob(1.0, 0.0, 100.0, "factor on the shaping term", inert=0.0)}
+
+    def missing(self, adapter: Any) -> list[str]:
+        from agents.base import AgentAdapter
+
+        cls = adapter if isinstance(adapter, type) else type(adapter)
+        return [] if cls.state_value is not AgentAdapter.state_value else ["a state-value estimate"]
+
+    def env_wrapper(self, run: TargetRun) -> Wrapper:
+        adapter, source = run.adapter, run.source
+        gamma = float(run.hyperparams.get("gamma", 0.99))
+        scale = run.knobs["scale"]
+
+        def potential(obs: Any) -> float:
+            return float(adapter.state_value(source, obs[None])[0])
+
+        return lambda env: PotentialShaping(env, potential, gamma, scale)
+
+    def before_learning(self, run: TargetRun) -> tuple[dict[str, Any], list[BaseCallback]]:
+        report = {
+            "shaping": {
+                "potential": "source's value estimate (adapter.state_value)",
+                "gamma": float(run.hyperparams.get("gamma", 0.99)),
+                "scale": run.knobs["scale"],
+                "terminal_potential": 0.0,
+            }
+        }
+        return report, [ShapedReturnLog()]

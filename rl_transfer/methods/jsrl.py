@@ -18,7 +18,10 @@ import gymnasium
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.sb3 import add_env_steps
 from rl_transfer.budget import StepBudget
+from rl_transfer.errors import TransferError
+from rl_transfer.methods.base import Knob, TargetRun, TransferMethod, Wrapper
 
 Guide = Callable[[np.ndarray], Any]
 
@@ -101,7 +104,7 @@ class JSRLCallback(BaseCallback):
         taken = int(sum(self.training_env.env_method("take_guide_steps")))
         if taken:
             self.guide_steps += taken
-            self.model.num_timesteps += taken
+            add_env_steps(self.model, taken)
 
     def _on_training_start(self) -> None:
         self._count()  # the roll-in of the first reset, done in learn's setup
@@ -115,3 +118,58 @@ class JSRLCallback(BaseCallback):
         self._count()
         self.training_env.env_method("set_horizon", self._current())
         return True
+
+
+class JumpStartRL(TransferMethod):
+    """The source's greedy policy is the guide of jump-start RL."""
+
+    name = "jsrl"
+    doc = (
+        "jump-start RL: the source's greedy policy acts for the first h steps of each "
+        "training episode, h annealed from H to 0; its steps count toward t"
+    )
+    reference = "Uchendu et al. 2023, Jump-Start Reinforcement Learning (ICML)"
+    moves = "pi_src acts first h steps"
+    source_acts = True
+    knobs = {
+        "horizon": Knob(100.0, 1.0, 10_000.0, "H, the guide's steps per episode at t = 0"),
+        "anneal": Knob(0.5, 0.01, 1.0, "share of the budget over which h falls to 0"),
+    }
+
+    def env_wrapper(self, run: TargetRun) -> Wrapper:
+        adapter, source = run.adapter, run.source
+
+        def guide(obs: Any) -> Any:
+            return adapter.act(source, obs[None])[0]
+
+        # h is set in before_learning, once the budget is known, before the first reset
+        return lambda env: GuideRollIn(env, guide, 0)
+
+    def before_learning(self, run: TargetRun) -> tuple[dict[str, Any], list[BaseCallback]]:
+        budget = run.budget
+        assert budget is not None and run.model is not None
+        if budget.rollout is not None and budget.steps - budget.rollout < budget.n_envs:
+            raise TransferError(
+                f"jsrl: the budget of {budget.steps} steps is one rollout of the learner's "
+                f"({budget.rollout} env steps between updates), so it leaves the guide no step; "
+                f"raise --target-steps above {budget.rollout}"
+            )
+        self.callback = JSRLCallback(int(run.knobs["horizon"]), run.knobs["anneal"], budget)
+        run.model.env.env_method("set_horizon", self.callback.initial_horizon())
+        return {}, [self.callback]
+
+    def after_learning(self, run: TargetRun, steps: int) -> dict[str, Any]:
+        guide_steps = self.callback.guide_steps
+        if not guide_steps:
+            raise TransferError(
+                f"jsrl: the guide took no step in {steps} steps; raise its knobs or --target-steps"
+            )
+        return {
+            "jsrl": {
+                "horizon": int(run.knobs["horizon"]),
+                "anneal": run.knobs["anneal"],
+                "guide_steps": guide_steps,
+                "counting": "guide steps are target env steps and count toward t; h is capped "
+                "so that the run never passes its budget",
+            }
+        }

@@ -1,0 +1,166 @@
+"""Methods and env families from a user's own package, through entry points, end to end.
+
+A throwaway package is written into a temporary folder with a ``.dist-info`` declaring entry
+points in the groups ``rl_transfer.methods`` and ``rl_transfer.families``; it is put on the
+subprocess's PYTHONPATH (importlib.metadata finds it there as an installed distribution), and
+the real CLI runs a real experiment with the plugin's method on a pair of the plugin's family.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.conftest import read_json
+
+PLUGIN = '''
+"""A user's package: one transfer method and one env family."""
+
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+from envs import EnvFamily, Param
+from rl_transfer.methods import Knob, TransferMethod
+
+
+class PoleCartPole(CartPoleEnv):
+    """CartPole with its pole's half-length settable."""
+
+    def __init__(self, render_mode=None, length=0.5):
+        super().__init__(render_mode=render_mode)
+        self.length = float(length)
+        self.polemass_length = self.masspole * self.length
+
+
+FAMILY = EnvFamily(
+    name="pole-cartpole",
+    base_id="PoleCartPole-v0",
+    entry_point="rlt_demo_plugin:PoleCartPole",
+    params={"length": Param("length", 0.5, 0.1, 3.0, "m", "half the pole's length")},
+    max_episode_steps=200,
+    r_max=200.0,
+    reward_threshold=190.0,
+)
+
+
+class CriticOnly(TransferMethod):
+    """Copies the source's value network and counts what moved, through the adapter only."""
+
+    name = "critic-only"
+    doc = "the source's critic is copied (a plugin)"
+    reference = "a test plugin"
+    knobs = {"unused": Knob(1.0, 0.5, 2.0, "a knob that does nothing")}
+
+    def missing(self, adapter):
+        return [] if "value" in adapter.parts else ["the part 'value'"]
+
+    def before_learning(self, run):
+        record = run.adapter.copy_parts(run.source, run.model, ["value"])
+        self.moved = len(record.copied)
+        return {}, []
+
+    def after_learning(self, run, steps):
+        return {"critic_only": {"tensors": self.moved, "unused": run.knobs["unused"]}}
+'''
+
+ENTRY_POINTS = """
+[rl_transfer.methods]
+critic-only = rlt_demo_plugin:CriticOnly
+
+[rl_transfer.families]
+pole-cartpole = rlt_demo_plugin:FAMILY
+"""
+
+PAIRS = """
+pairs:
+  - name: pole-longer
+    source: {family: pole-cartpole, params: {length: 0.5}}
+    target: {family: pole-cartpole, params: {length: 1.0}}
+    threshold: 190
+"""
+
+
+def _install_plugin(root: Path) -> dict[str, str]:
+    (root / "rlt_demo_plugin.py").write_text(textwrap.dedent(PLUGIN))
+    dist = root / "rlt_demo_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: rlt-demo-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(ENTRY_POINTS)
+    (root / "pairs.yaml").write_text(PAIRS)
+    path = os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, "PYTHONHASHSEED": "0"}
+
+
+def _cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "rl_transfer.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_plugin_package_adds_a_method_and_a_family_through_entry_points(tmp_path):
+    env = _install_plugin(tmp_path)
+    listing = _cli(env, tmp_path, "methods", "--json")
+    assert listing.returncode == 0, listing.stderr
+    by_name = {m["name"]: m for m in json.loads(listing.stdout)}
+    plugin = by_name["critic-only"]
+    assert "rlt-demo-plugin" in plugin["origin"] and by_name["policy"]["origin"] == "rl_transfer"
+    assert plugin["algos"]["ppo"]["supported"] and plugin["knobs"]["unused"]["default"] == 1.0
+
+    proc = _cli(
+        env,
+        tmp_path,
+        "run",
+        "--pairs-file",
+        "pairs.yaml",
+        "--pair",
+        "pole-longer",
+        "--methods",
+        "critic-only,policy+critic-only",
+        "--knob",
+        "critic-only.unused=1.5",
+        "--seeds",
+        "1",
+        "--source-steps",
+        "256",
+        "--target-steps",
+        "512",
+        "--eval-every",
+        "256",
+        "--eval-episodes",
+        "2",
+        "--out",
+        "exp",
+        "--source-cache",
+        "src",
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    runs = tmp_path / "exp/pole-longer/ppo"
+    alone = read_json(runs / "critic-only/seed_0/transfer_report.json")
+    assert alone["critic_only"] == {"tensors": 4, "unused": 1.5}
+    combined = read_json(runs / "policy+critic-only/seed_0/transfer_report.json")
+    assert combined["critic_only"]["tensors"] == 4
+    assert {t["name"].split(".")[0] for t in combined["copied"]} == {
+        "mlp_extractor",
+        "action_net",
+    }
+    summary = read_json(tmp_path / "exp/summary.json")
+    methods = {e["method"] for e in summary["results"]}
+    assert {"critic-only", "policy+critic-only"} <= methods
+
+
+def test_a_plugin_that_cannot_load_is_one_error_line(tmp_path):
+    env = _install_plugin(tmp_path)
+    (tmp_path / "rlt_demo_plugin.py").write_text("raise ImportError('broken plugin')\n")
+    proc = _cli(env, tmp_path, "run", "--methods", "critic-only", "--out", "e")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "critic-only = rlt_demo_plugin:CriticOnly" in proc.stderr
+    assert "broken plugin" in proc.stderr
+    assert not (tmp_path / "e").exists()

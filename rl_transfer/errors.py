@@ -12,6 +12,11 @@ class SpecError(RLTransferError, ValueError):
     """An experiment specification is invalid (unknown name, bad number, unusable folder)."""
 
 
+class RecordError(RLTransferError):
+    """A results file that cannot be read: not JSON / YAML, a field missing, or a
+    ``schema_version`` newer than this reader knows."""
+
+
 class SB3CompatibilityError(RLTransferError):
     """The installed stable-baselines3 changed an internal that rl_transfer relies on."""
 

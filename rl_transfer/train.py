@@ -31,9 +31,10 @@ from rl_transfer.evaluation import (
     record_eval,
     tb_writer,
 )
-from rl_transfer.io import SOURCE_CURVE_FILE, atomic_write, read_json, write_json
+from rl_transfer.io import SOURCE_CURVE_FILE, atomic_write
 from rl_transfer.methods import TargetRun, TransferMethod, get_method
 from rl_transfer.methods.replay import REPLAY_FILE
+from rl_transfer.records import SourceRecord, TargetRecord, TransferReport, run_status
 from rl_transfer.tensorboard import transfer_text
 from rl_transfer.versions import package_versions
 
@@ -149,7 +150,7 @@ def evaluate_source_segment(
     checkpoints = source_checkpoints(source.dir)
     if not checkpoints:
         return 0
-    final_steps = int(read_json(source.dir / "run.json")["source_steps"])
+    final_steps = SourceRecord.read(source.dir / "run.json").source_steps
     model = adapter.load(source.dir / "model.zip")
     final = evaluator.evaluate(model)  # before the checkpoints overwrite its weights
     log = EvalLog()
@@ -163,10 +164,7 @@ def evaluate_source_segment(
 
 
 def _is_done(folder: Path) -> bool:
-    try:
-        return read_json(folder / "run.json").get("status") == "done"
-    except (OSError, ValueError):
-        return False
+    return run_status(folder) == "done"
 
 
 def _fresh_dir(folder: Path) -> None:
@@ -206,7 +204,7 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
     holds a half-written source. Returns its ``run.json`` content.
     """
     if _is_done(job.dir):
-        info = read_json(job.dir / "run.json")
+        info = SourceRecord.read(job.dir / "run.json").to_dict()
         info["reused"] = True
         return info
     with one_torch_thread():
@@ -238,24 +236,23 @@ def _train_source(job: SourceJob, report: ProgressFn | None) -> dict[str, Any]:
     if adapter.off_policy and job.imported is None:
         adapter.save_replay(model, tmp / REPLAY_FILE)
     model.logger.close()
-    info = {
-        "kind": "source",
-        "key": job.key,
-        "pair": job.pair.name,
-        "source": job.pair.to_dict()["source"],
-        "algo": job.algo,
-        "seed": job.seed,
-        "source_steps": int(model.num_timesteps),
-        "requested_steps": job.steps,
-        "checkpoint_every": job.eval_every if job.imported is None else None,
-        "imported_from": str(job.imported) if job.imported else None,
-        "final_eval_mean_return_on_source": mean,
-        "hyperparams": dict(job.hyperparams),
-        "versions": package_versions(),
-        "wall_time_s": round(time.time() - started, 2),
-        "status": "done",
-    }
-    write_json(tmp / "run.json", info)
+    record = SourceRecord(
+        key=job.key,
+        pair=job.pair.name,
+        source=job.pair.to_dict()["source"],
+        algo=job.algo,
+        seed=job.seed,
+        source_steps=int(model.num_timesteps),
+        requested_steps=job.steps,
+        checkpoint_every=job.eval_every if job.imported is None else None,
+        imported_from=str(job.imported) if job.imported else None,
+        final_eval_mean_return_on_source=mean,
+        hyperparams=dict(job.hyperparams),
+        versions=package_versions(),
+        wall_time_s=round(time.time() - started, 2),
+    )
+    record.write(tmp)
+    info = record.to_dict()
     job.dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(tmp, job.dir)
@@ -290,16 +287,10 @@ def train_target(
 
 def record_failure(job: TargetJob, error: str, trace: str | None = None) -> dict[str, Any]:
     """Write ``run.json`` with ``status: "failed"`` and the error for ``job``; return it."""
-    info = {
-        **job.identity(),
-        "status": "failed",
-        "error": error,
-    }
-    if trace:
-        info["traceback"] = trace
+    record = TargetRecord(**job.identity(), status="failed", error=error, traceback=trace)
     job.dir.mkdir(parents=True, exist_ok=True)
-    write_json(job.dir / "run.json", info)
-    return info
+    record.write(job.dir)
+    return record.to_dict()
 
 
 def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> dict[str, Any]:
@@ -309,22 +300,20 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     knobs = method.settings_from(job.extra.get("method_args"))
     overrides = method.hyperparam_overrides(adapter, job.hyperparams)
     run = TargetRun(job.pair, job.algo, job.seed, job.hyperparams, adapter, knobs)
-    transfer: dict[str, Any] = {
-        "method": method.name,
-        "doc": method.doc,
-        "parts": list(method.parts),
-        "frozen_parts": list(method.freeze),
-        "knobs": knobs,
-        "hyperparameter_overrides": overrides,
-        "optimizer_state": "fresh (not transferred; finetune.optimizer=1 carries it)",
-        "normalization": "none: no VecNormalize, observations and rewards reach the networks raw",
-    }
+    transfer = TransferReport(
+        method=method.name,
+        doc=method.doc,
+        parts=list(method.parts),
+        frozen_parts=list(method.freeze),
+        knobs=knobs,
+        hyperparameter_overrides=overrides,
+    )
     source_steps = 0
     if job.source is not None:
-        source_steps = int(read_json(job.source.dir / "run.json")["source_steps"])
+        source_steps = SourceRecord.read(job.source.dir / "run.json").source_steps
         run.source = adapter.load(job.source.dir / "model.zip")
         run.source_dir = job.source.dir
-        transfer["source"] = {
+        transfer.source = {
             "key": job.source.key,
             "dir": str(job.source.dir),
             "steps": source_steps,
@@ -340,15 +329,15 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
 
     # 2. the transfer: what moves before learning, and the method's callbacks
     entries, method_callbacks = method.before_learning(run)
-    transfer.update(entries)
+    transfer.add(entries)
     writer = tb_writer(model)
     if writer is not None:
-        writer.add_text("transfer/report", transfer_text(transfer), 0)
+        writer.add_text("transfer/report", transfer_text(transfer.to_dict()), 0)
 
     # 3. evaluation at t = 0, on the source's measured segment, and learning to the budget
     evaluator = Evaluator(job.pair.make_target, job.eval_episodes, act=adapter.act)
     if job.source is not None:
-        transfer["source_segment"] = (
+        transfer.source_segment = (
             "measured: the source's checkpoints evaluated on this target"
             if evaluate_source_segment(job.source, adapter, evaluator, job.dir / SOURCE_CURVE_FILE)
             else "none (imported source): total-time accounting assumes R_min"
@@ -372,7 +361,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     steps = int(model.num_timesteps)
 
     # 4. the method's teardown (hooks removed: the saved model is plain SB3) and its report
-    transfer.update(method.after_learning(run, steps))
+    transfer.add(method.after_learning(run, steps))
     run.source = None
     if log.timesteps[-1] != steps:
         record_eval(model, log, evaluator, steps)
@@ -381,27 +370,27 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
 
     # 5. the results, run.json last
     log.save(job.dir / "evaluations.npz")
-    write_json(job.dir / "transfer_report.json", transfer)
+    transfer.write(job.dir)
     atomic_write(job.dir / "model.zip", lambda p: model.save(str(p)))
     model.logger.close()
-    info = {
+    record = TargetRecord(
         **job.identity(),
-        "source_steps": source_steps,
-        "target_steps": steps,
-        "requested_target_steps": job.target_steps,
-        "rollout_steps": budget.rollout,
-        "steps_note": budget.describe(steps),
-        "eval_every": job.eval_every,
-        "eval_episodes": job.eval_episodes,
-        "source_key": job.source.key if job.source else None,
-        "hyperparams": dict(job.hyperparams),
-        "hyperparameter_overrides": overrides,
-        "method_knobs": knobs,
-        "versions": package_versions(),
-        "wall_time_s": round(time.time() - started, 2),
-        "eval_time_s": round(eval_seconds, 2),
-        "n_evaluations": len(log.timesteps),
-        "status": "done",
-    }
-    write_json(job.dir / "run.json", info)
-    return info
+        status="done",
+        source_steps=source_steps,
+        target_steps=steps,
+        requested_target_steps=job.target_steps,
+        rollout_steps=budget.rollout,
+        steps_note=budget.describe(steps),
+        eval_every=job.eval_every,
+        eval_episodes=job.eval_episodes,
+        source_key=job.source.key if job.source else None,
+        hyperparams=dict(job.hyperparams),
+        hyperparameter_overrides=overrides,
+        knobs=knobs,
+        versions=package_versions(),
+        wall_time_s=round(time.time() - started, 2),
+        eval_time_s=round(eval_seconds, 2),
+        n_evaluations=len(log.timesteps),
+    )
+    record.write(job.dir)
+    return record.to_dict()

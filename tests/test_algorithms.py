@@ -55,7 +55,7 @@ add kickstarting's term to; SAC's and TD3's MLPs have no trunk shared by their h
 
 @pytest.mark.parametrize("algo", list(UNSUPPORTED))
 def test_support_matrix_and_its_doc_match_the_algorithms(algo):
-    from tests.test_docs import DOCS
+    from test_docs import DOCS
 
     refused = {m for m in TRANSFER if METHODS[m].missing(ADAPTERS[algo])}
     assert refused == UNSUPPORTED[algo]

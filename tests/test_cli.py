@@ -175,7 +175,11 @@ def test_report_rebuilds_the_same_summary(tiny_experiment, tmp_path):
             ["--pair", "cartpole-longpole"],
             "unknown pair 'cartpole-longpole'; did you mean cartpole-long-pole",
         ),
-        (["--methods", "polcy"], "unknown method 'polcy'; valid methods: policy"),
+        (
+            ["--methods", "polcy"],
+            "unknown method 'polcy'; did you mean 'policy'? valid methods: feature, finetune, "
+            "jsrl, kickstart, policy, replay, reuse, shaping, value",
+        ),
         (["--algo", "ppo2"], "unknown algo 'ppo2'; valid algos: ppo"),
         (["--target-steps", "0"], "must be a positive integer, got 0"),
         (["--source-steps", "-5"], "must be a positive integer, got -5"),

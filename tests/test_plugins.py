@@ -13,7 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.conftest import read_json
+from conftest import read_json
 
 PLUGIN = '''
 """A user's package: one transfer method and one env family."""

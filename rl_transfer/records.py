@@ -209,6 +209,13 @@ class TransferReport(Record):
     def sections(self) -> dict[str, Any]:
         return self.extra
 
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        for key in ("source", "source_segment"):  # scratch has no source
+            if out[key] is None:
+                del out[key]
+        return out
+
     def add(self, entries: dict[str, Any]) -> None:
         """Merge a method's entries (a declared field, such as ``optimizer_state``, is set)."""
         names = {f.name for f in dataclasses.fields(self)} - {"extra"}

@@ -8,6 +8,7 @@ interval across lines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rl_transfer.comparison import UNCHANGED_BY_ACCOUNTING
@@ -110,10 +111,11 @@ def _tt_key(key: str) -> str:
 def table_rows(entry: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(label, target-only cell, total-time cell) for one summary.json result, one row per
     :data:`TABLE_METRICS`; a censored cell is marked (:func:`metric_cell`)."""
-    return [(label, *cells) for label, *cells in _row_parts(entry, " ".join)]
+    return _rows(entry, " ".join)
 
 
-def _row_parts(entry: dict[str, Any], join: Any) -> list[tuple[str, Any, Any]]:
+def _rows(entry: dict[str, Any], join: Callable[[list[str]], str]) -> list[tuple[str, str, str]]:
+    """:func:`table_rows` with each cell's parts joined by ``join``."""
     n = len(entry["seeds"])
     m = entry["metrics"]
     return [
@@ -235,7 +237,7 @@ def results_table(entry: dict[str, Any], width: int = 80) -> Table:
     t.add_column(_HEADER, min_width=len(_HEADER))
     t.add_column("target-only", justify="right", no_wrap=True)
     t.add_column("total-time", justify="right", no_wrap=True)
-    for row in _row_parts(entry, lambda parts: _pack(parts, cell_width)):
+    for row in _rows(entry, lambda parts: _pack(parts, cell_width)):
         t.add_row(*row)
     return t
 

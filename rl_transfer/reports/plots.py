@@ -79,7 +79,7 @@ def total_time_points(
     """The total-time curves of transfer runs on one x-axis, as the total-time metrics compare
     them: over [0, shift] the source's segment on the target (its measured checkpoints, the
     last one held up to ``shift``; R_min throughout for a run without one), then the run's own
-    curve shifted by ``shift``.
+    curve shifted by ``shift``, sampled at ``grid`` (as the target-only panel is).
 
     Args:
         runs: finished transfer runs (``curve`` set; ``source_curve`` None when not measured).
@@ -104,8 +104,7 @@ def total_time_points(
     ys_left = np.stack([np.interp(t_left, t, f) for t, f in lefts])
     if shift >= t_max:
         return t_left, ys_left
-    own = [r.curve.t[r.curve.t + shift < t_max] + shift for r in runs]
-    t_right = np.unique(np.concatenate([[shift], grid[grid > shift], *own]))
+    t_right = np.concatenate([[shift], grid[grid > shift]])
     ys_right = np.stack([r.curve.at(t_right - shift) for r in runs])
     return np.concatenate([t_left, t_right]), np.hstack([ys_left, ys_right])
 

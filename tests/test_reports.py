@@ -234,3 +234,16 @@ def test_curves_figure_draws_the_assumed_segment_at_r_min():
     assert y[x > 512.0][0] == 310.0  # f_T(256) of both seeds, at 512 + 256
     labels = total.get_legend_handles_labels()[1]
     assert "source training (assumed at R_min)" in labels
+
+
+def test_compare_table_keeps_intervals_whole():
+    from rl_transfer.reports import compare_table
+
+    summaries = {f"runs/folder-{i}": {"results": [_entry(), _entry("value")]} for i in range(2)}
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(compare_table(summaries))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert all(line.count("[") == line.count("]") for line in lines)
+    assert sum(line.count("[-0.0001234, -0.0001234]") for line in lines) == 4
+    assert "lunarlander-heavy-e…" not in "\n".join(lines)  # long names fold, not cropped

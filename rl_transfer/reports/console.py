@@ -234,7 +234,7 @@ def results_table(entry: dict[str, Any], width: int = 80) -> Table:
         caption=caption,
     )
     cell_width = max(1, (width - _BORDERS - len(_HEADER)) // 2)
-    t.add_column(_HEADER, min_width=len(_HEADER))
+    t.add_column(_HEADER, min_width=len(_HEADER), overflow="fold")
     t.add_column("target-only", justify="right", no_wrap=True)
     t.add_column("total-time", justify="right", no_wrap=True)
     for row in _rows(entry, lambda parts: _pack(parts, cell_width)):
@@ -242,19 +242,25 @@ def results_table(entry: dict[str, Any], width: int = 80) -> Table:
     return t
 
 
-def compare_table(summaries: dict[str, dict[str, Any]]) -> Table:
+def compare_table(summaries: dict[str, dict[str, Any]], width: int = 80) -> Table:
     """A rich table comparing experiment folders: per (pair, algo, method), forward transfer
-    (IQM [95% interval]) and verdict in each folder (``-`` where a folder lacks it).
+    (IQM [95% interval]) and verdict in each folder (``-`` where a folder lacks it). A cell too
+    wide for its column is broken between the IQM, the interval and the verdict, never inside
+    them.
 
     Args:
         summaries: folder name -> its summary.json content.
+        width: the console's width in characters.
     """
     from rich.table import Table
 
     t = Table(title="forward transfer (IQM [95% CI]) and verdict, per experiment folder")
-    t.add_column("pair / algo / method")
+    label = "pair / algo / method"
+    t.add_column(label, min_width=len(label), overflow="fold")
     for name in summaries:
-        t.add_column(name)
+        t.add_column(name, no_wrap=True)
+    k = max(1, len(summaries))
+    cell_width = max(1, (width - (3 * (k + 1) + 1) - len(label)) // k)
     keys = sorted(
         {(r["pair"], r["algo"], r["method"]) for s in summaries.values() for r in s["results"]}
     )
@@ -266,9 +272,9 @@ def compare_table(summaries: dict[str, dict[str, Any]]) -> Table:
                 cells.append("-")
                 continue
             r = match[0]
-            cells.append(
-                f"{fmt_cell(r['metrics']['forward_transfer'], len(r['seeds']))}: {r['verdict']}"
-            )
+            parts = cell_parts(r["metrics"]["forward_transfer"], len(r["seeds"]))
+            parts[-1] += ":"
+            cells.append(_pack([*parts, r["verdict"]], cell_width))
         t.add_row(" / ".join(key), *cells)
     return t
 

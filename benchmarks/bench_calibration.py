@@ -187,7 +187,7 @@ def real_halves(root: Path, draws: int, rng: np.random.Generator) -> list[dict]:
     cartpole-long-pole), split at random into two disjoint groups of n seeds (n = 3, 5 and half)
     fed to ``rl_transfer.compare`` as 'transfer' and 'scratch'. Indicative only: the splits
     reuse the same runs, so the rate comes from the simulation above."""
-    from rl_transfer.report import load_experiment
+    from rl_transfer.reports import load_experiment
 
     spec, runs = load_experiment(root)
     scratch = [r for r in runs if r.info["method"] == "scratch" and r.curve is not None]

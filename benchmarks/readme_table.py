@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from rl_transfer.report import fmt_cell
+from rl_transfer.reports import fmt_cell
 
 
 def table(summary: dict) -> str:

@@ -244,7 +244,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = exp.run(on_start=announce)
     if result.reused:
         print(f"reused {result.reused} finished run(s) of {len(result.runs)}", file=sys.stderr)
-    from rl_transfer.report import print_tables
+    from rl_transfer.reports import print_tables
 
     print_tables(result.summary)
     print(
@@ -306,7 +306,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from rl_transfer.report import compare_table, print_tables, write_reports
+    from rl_transfer.reports import compare_table, print_tables, write_reports
 
     summaries = {}
     for d in args.dirs:

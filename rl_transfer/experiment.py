@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rl_transfer.io import SEQUENTIAL_FILE, write_json
-from rl_transfer.report import ALPHA, hypothesis_id, print_tables, summarize, write_reports
+from rl_transfer.reports import ALPHA, hypothesis_id, print_tables, summarize, write_reports
 from rl_transfer.runner import FolderLock, Plan, execute_local, execute_ray, plan, write_spec
 from rl_transfer.spec import MIN_SEEDS, ExperimentSpec, spec_from
 from rl_transfer.stats import look_schedule, sequential_holm_look

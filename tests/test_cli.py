@@ -8,8 +8,9 @@ import pytest
 import yaml
 from conftest import TINY, cli, read_json, run_exp
 
+from rl_transfer.comparison import metric_keys
 from rl_transfer.evaluation import Evaluator
-from rl_transfer.report import fmt_cell, metric_keys, table_rows
+from rl_transfer.reports import fmt_cell, table_rows
 from rl_transfer.stats import look_levels, paired_t_test
 
 RUN_FILES = {"run.json", "evaluations.npz", "transfer_report.json", "model.zip"}

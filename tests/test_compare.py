@@ -122,7 +122,7 @@ def test_compare_needs_no_torch():
 
 
 def test_family_verdict_sign_follows_the_tested_mean_not_the_iqm():
-    from rl_transfer.report import family_verdicts
+    from rl_transfer.reports import family_verdicts
 
     d = [1.0] * 5 + [-0.01] * 15  # mean +0.24 (p = 0.026), IQM -0.01
     entry = {
@@ -146,7 +146,7 @@ def test_family_verdict_sign_follows_the_tested_mean_not_the_iqm():
 
 
 def test_interrupted_adaptive_experiment_leaves_open_comparisons_undecided():
-    from rl_transfer.report import family_verdicts
+    from rl_transfer.reports import family_verdicts
 
     def entry(method, p):
         return {

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from rl_transfer.report import metric_keys
+from rl_transfer.comparison import metric_keys
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -84,7 +84,7 @@ def test_shaping_logs_the_task_return_as_ep_rew_mean(methods_experiment):
     per step, so it equals rollout/ep_len_mean) and the shaped return has its own tag."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from rl_transfer.tensorboard import REPORT_EVENTS
+    from rl_transfer.reports import REPORT_EVENTS
 
     for method in ("shaping", "policy+shaping", "scratch"):
         run = methods_experiment / method / "seed_0"

@@ -1,0 +1,300 @@
+"""The report's PNG charts: learning curves per (pair, algo), forward transfer per comparison,
+and the performance profile over pairs.
+
+Drawn with matplotlib's object-oriented API only: each chart is its own
+``matplotlib.figure.Figure``, saved by ``Figure.savefig`` (which picks the Agg renderer for a
+.png file by itself). pyplot is never imported, no backend is chosen and no rcParams are changed,
+so a program that set up matplotlib its own way keeps its set-up after a report. Files are
+written atomically (temporary name, then rename).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rl_transfer.io import atomic_write
+from rl_transfer.metrics import normalized_area, total_time_exact
+from rl_transfer.reports.summary import Loaded, RunData, load_experiment
+from rl_transfer.stats import aggregate
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+DPI = 90
+"""Resolution of every PNG (dots per inch)."""
+
+
+def _figure(nrows: int, ncols: int, figsize: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    """A new Figure (not registered with pyplot) and its axes, shape [nrows, ncols]."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def _label(
+    ax: Axes,
+    title: str,
+    xlabel: str,
+    ylabel: str | None = None,
+    grid_axis: str = "both",
+    legend_loc: str = "best",
+) -> None:
+    """Title, axis labels, a light grid and, when something is labelled, a small legend."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.grid(axis=grid_axis, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc=legend_loc, fontsize=8)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Lay ``fig`` out and write it to ``path`` (PNG, :data:`DPI`) atomically; return ``path``."""
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=DPI))
+    return path
+
+
+def _band(ax: Axes, t: np.ndarray, ys: np.ndarray, label: str, color: str) -> None:
+    """IQM over runs and its 95% bootstrap band at each ``t``; ``ys`` shape [n_runs, len(t)]."""
+    aggs = [aggregate(list(col)) for col in np.asarray(ys).T]  # one bootstrap per step
+    centre = np.array([a.iqm for a in aggs])
+    lo = np.array([a.ci[0] if a.ci else a.iqm for a in aggs])
+    hi = np.array([a.ci[1] if a.ci else a.iqm for a in aggs])
+    ax.plot(t, centre, color=color, label=f"{label} (n={len(ys)})")
+    ax.fill_between(t, lo, hi, color=color, alpha=0.2)
+
+
+def total_time_points(
+    runs: Sequence[RunData], grid: np.ndarray, shift: float, r_min: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The total-time curves of transfer runs on one x-axis, as the total-time metrics compare
+    them: over [0, shift] the source's segment on the target (its measured checkpoints, the
+    last one held up to ``shift``; R_min throughout for a run without one), then the run's own
+    curve shifted by ``shift``, sampled at ``grid`` (as the target-only panel is).
+
+    Args:
+        runs: finished transfer runs (``curve`` set; ``source_curve`` None when not measured).
+        grid: scratch's evaluation steps, shape [n_evals]; the x-axis ends at ``grid[-1]``.
+        shift: source steps charged, > 0.
+        r_min: the pair's R_min (return).
+
+    Returns:
+        ``(t, ys)``: env steps, shape [k], non-decreasing from 0 to ``min(shift, grid[-1])`` or
+        ``grid[-1]``; mean returns, shape [len(runs), k]. When ``shift < grid[-1]``, ``t``
+        holds ``shift`` twice: the segment's end, then the run's f(0), so the jump is drawn
+        upright rather than as a ramp between two evaluations.
+    """
+    t_max = float(grid[-1])
+    end = min(shift, t_max)
+    pieces = [total_time_exact(r.curve, t_max, shift, r.source_curve, r_min) for r in runs]
+    lefts = []
+    for t, f in pieces:
+        k = int(np.searchsorted(t, end, side="left"))  # the first point at ``end``
+        lefts.append((t[: k + 1], f[: k + 1]))
+    t_left = np.unique(np.concatenate([grid[grid < end], *(t for t, _ in lefts)]))
+    ys_left = np.stack([np.interp(t_left, t, f) for t, f in lefts])
+    if shift >= t_max:
+        return t_left, ys_left
+    t_right = np.concatenate([[shift], grid[grid > shift]])
+    ys_right = np.stack([r.curve.at(t_right - shift) for r in runs])
+    return np.concatenate([t_left, t_right]), np.hstack([ys_left, ys_right])
+
+
+def _segment_label(runs: Sequence[RunData]) -> str:
+    measured = sum(r.source_curve is not None for r in runs)
+    if measured == len(runs):
+        how = "measured on the target"
+    elif measured == 0:
+        how = "assumed at R_min"
+    else:
+        how = f"measured on the target for {measured} of {len(runs)} runs, else R_min"
+    return f"source training ({how})"
+
+
+def _arms(runs: Sequence[RunData]) -> dict[tuple[str, str, str], list[RunData]]:
+    arms: dict[tuple[str, str, str], list[RunData]] = defaultdict(list)
+    for run in runs:
+        if run.curve is not None:
+            arms[(run.info["pair"], run.info["algo"], run.info["method"])].append(run)
+    return arms
+
+
+def curves_figure(spec: dict[str, Any], runs: Sequence[RunData], pair: str, algo: str) -> Figure:
+    """The curves chart of one (pair, algo): per method a column with the IQM curve and its 95%
+    bootstrap band beside scratch's, target-only (top row) and total-time (bottom row: the
+    source's segment over [0, t_src], drawn by :func:`total_time_points`).
+
+    Args:
+        spec: experiment.yaml's content.
+        runs: the experiment's runs (:func:`~rl_transfer.reports.summary.load_experiment`).
+        pair, algo: which chart.
+
+    Raises:
+        ValueError: (pair, algo) has no finished scratch run or no finished transfer run.
+    """
+    arms = _arms(runs)
+    methods = sorted(m for p, a, m in arms if (p, a) == (pair, algo) and m != "scratch")
+    scratch = [r.curve for r in arms.get((pair, algo, "scratch"), [])]
+    if not methods or not scratch:
+        raise ValueError(f"{pair} / {algo}: no finished scratch and transfer runs to draw")
+    fig, axes = _figure(2, len(methods), (5 * len(methods), 7))
+    grid = scratch[0].t
+    r_min = spec["pairs"][pair]["r_min"]
+    threshold = (
+        spec["threshold"] if spec.get("threshold") is not None else spec["pairs"][pair]["threshold"]
+    )
+    for col, method in enumerate(methods):
+        method_runs = arms[(pair, algo, method)]
+        for row, total in enumerate((False, True)):
+            ax = axes[row][col]
+            shift = (
+                float(np.median([int(r.info.get("source_steps", 0)) for r in method_runs]))
+                if total
+                else 0.0
+            )
+            _band(ax, grid, np.stack([c.at(grid) for c in scratch]), "scratch", "tab:gray")
+            if shift > 0:
+                t, ys = total_time_points(method_runs, grid, shift, r_min)
+                _band(ax, t, ys, method, "tab:blue")
+                ax.axvspan(
+                    0,
+                    min(shift, float(grid[-1])),
+                    color="tab:blue",
+                    alpha=0.07,
+                    label=_segment_label(method_runs),
+                )
+            else:
+                ys = np.stack([r.curve.at(grid) for r in method_runs])
+                _band(ax, grid, ys, method, "tab:blue")
+            ax.axhline(threshold, color="tab:red", ls="--", lw=1, label="threshold")
+            _label(
+                ax,
+                f"{method} vs scratch ({'total-time' if total else 'target-only'})",
+                "env steps, source included" if total else "target env steps",
+                "mean evaluation return",
+                legend_loc="lower right",
+            )
+    fig.suptitle(f"{pair} / {algo}: IQM over seeds, 95% bootstrap band")
+    return fig
+
+
+def plot_curves(root: Path, summary: dict[str, Any], loaded: Loaded | None = None) -> list[Path]:
+    """Write one PNG per (pair, algo) with finished scratch and transfer runs,
+    ``curves_<pair>_<algo>.png`` (:func:`curves_figure`); return the paths written.
+
+    Args:
+        root: the experiment folder.
+        summary: its summary (unused; kept for a uniform signature with the other plots).
+        loaded: :func:`~rl_transfer.reports.summary.load_experiment`'s result, to save reading
+            the folder again.
+    """
+    spec, runs = loaded or load_experiment(root)
+    arms = _arms(runs)
+    written = []
+    for pair, algo in sorted({(p, a) for p, a, _ in arms}):
+        has_scratch = (pair, algo, "scratch") in arms
+        if not has_scratch or not any(
+            (p, a) == (pair, algo) and m != "scratch" for p, a, m in arms
+        ):
+            continue
+        fig = curves_figure(spec, runs, pair, algo)
+        written.append(_save(fig, root / f"curves_{pair}_{algo}.png"))
+    return written
+
+
+def forward_transfer_figure(summary: dict[str, Any]) -> Figure | None:
+    """Interval chart: forward transfer IQM with its 95% interval per (pair, algo, method), in
+    target-only and total-time accounting; None when the summary has no result."""
+    results = summary["results"]
+    if not results:
+        return None
+    fig, axes = _figure(1, 1, (9, max(2.6, 1.2 + 0.6 * len(results))))
+    ax = axes[0][0]
+    labels = [f"{r['pair']} / {r['algo']} / {r['method']}" for r in results]
+    for offset, key, color, name in (
+        (-0.15, "forward_transfer", "tab:blue", "target-only"),
+        (0.15, "forward_transfer_total_time", "tab:orange", "total-time"),
+    ):
+        for i, r in enumerate(results):
+            m = r["metrics"][key]
+            y = i + offset
+            if m["iqm"] is None:
+                reason = next(iter(m["notes"].values()), "undefined")
+                text = ax.text(
+                    0.01,
+                    y,
+                    f"{name}: n/a ({reason})",
+                    va="center",
+                    fontsize=7,
+                    color=color,
+                    transform=ax.get_yaxis_transform(),
+                    clip_on=True,
+                )
+                text.set_in_layout(False)
+                continue
+            if m["ci"] is not None:
+                ax.plot(m["ci"], [y, y], color=color, lw=3, alpha=0.6)
+            ax.plot([m["iqm"]], [y], "o", color=color, label=name if i == 0 else None)
+    ax.axvline(0.0, color="black", lw=1)
+    ax.set_yticks(range(len(results)), labels)
+    ax.invert_yaxis()
+    _label(
+        ax,
+        "forward transfer per method and pair",
+        "normalized forward transfer: IQM and 95% bootstrap interval (< 0: negative)",
+        grid_axis="x",
+    )
+    return fig
+
+
+def plot_forward_transfer(root: Path, summary: dict[str, Any]) -> Path | None:
+    """Write :func:`forward_transfer_figure` as ``forward_transfer.png``; return its path (None
+    when the summary has no result, and nothing is written)."""
+    fig = forward_transfer_figure(summary)
+    return None if fig is None else _save(fig, root / "forward_transfer.png")
+
+
+def run_scores(root: Path, loaded: Loaded | None = None) -> dict[str, list[float]]:
+    """Per method, every finished run's normalized area A (mean of its clipped normalized curve
+    over its budget, in [0, 1]), pooled over pairs and seeds."""
+    spec, runs = loaded or load_experiment(root)
+    scores: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        if run.curve is not None:
+            pair = spec["pairs"][run.info["pair"]]
+            scores[run.info["method"]].append(
+                normalized_area(run.curve.t, run.curve.f, pair["r_min"], pair["r_max"])
+            )
+    return dict(scores)
+
+
+def plot_performance_profile(
+    root: Path, summary: dict[str, Any], loaded: Loaded | None = None
+) -> Path | None:
+    """Performance profile (Agarwal et al. 2021): per method, the fraction of runs whose
+    normalized area exceeds tau, for tau in [0, 1]; written when the experiment has several
+    pairs, as performance_profile.png (return its path; None, and nothing written, otherwise)."""
+    if len({r["pair"] for r in summary["results"]}) < 2:
+        return None
+    taus = np.linspace(0.0, 1.0, 101)
+    fig, axes = _figure(1, 1, (6, 4))
+    ax = axes[0][0]
+    for method, values in sorted(run_scores(root, loaded).items()):
+        v = np.asarray(values)
+        ax.plot(taus, [(v > tau).mean() for tau in taus], label=f"{method} (n={len(v)})")
+    _label(
+        ax,
+        "performance profile over pairs and seeds",
+        "normalized area tau",
+        "fraction of runs with score > tau",
+    )
+    return _save(fig, root / "performance_profile.png")

@@ -26,8 +26,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
 
 
-class TransferError(ValueError):
-    """A transfer that cannot be done: unknown part, shape mismatch, or nothing moved."""
+from rl_transfer.errors import SpecError, TransferError  # noqa: E402  (one error family)
 
 
 @dataclass
@@ -124,11 +123,11 @@ class AgentAdapter:
 
     def check_hyperparams(self, hyperparams: Mapping[str, Any]) -> None:
         """Raises:
-        TransferError: the hyperparameters ask for ``VecNormalize`` (``normalize``): agents
+        SpecError: the hyperparameters ask for ``VecNormalize`` (``normalize``): agents
             see raw observations so that transferred weights meet the inputs they were
             trained on."""
         if hyperparams.get("normalize"):
-            raise TransferError(
+            raise SpecError(
                 f"{self.algo} hyperparameters ask for VecNormalize (normalize: true); "
                 "rl_transfer's agents see raw observations so that transferred weights meet the "
                 "inputs they were trained on: remove `normalize` from the hyperparameters"

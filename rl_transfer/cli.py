@@ -49,8 +49,8 @@ def _add_spec_flags(run: argparse.ArgumentParser) -> None:
         if option.kind.collect is not None:
             kwargs.update(action="append", default=[])
         run.add_argument(flags[0], help=_with_default(option.help, option.default), **kwargs)
-        for old in flags[1:]:
-            run.add_argument(old, help=argparse.SUPPRESS, **kwargs)
+        for old, alias in zip(flags[1:], option.aliases):
+            run.add_argument(old, help=argparse.SUPPRESS, **{**kwargs, "dest": alias})
 
 
 def _spec_kwargs(args: argparse.Namespace) -> dict[str, object]:
@@ -60,6 +60,12 @@ def _spec_kwargs(args: argparse.Namespace) -> dict[str, object]:
     out: dict[str, object] = {}
     for name, option in options().items():
         value = getattr(args, name)
+        for alias in option.aliases[: len(option.flags) - 1]:  # a former flag's spelling
+            old = getattr(args, alias)
+            if old and not value:  # given only under the former name: keep it for messages
+                name, value = alias, old
+            elif old:
+                value = value + old
         if option.kind.collect is not None:
             value = option.kind.collect(value) or None
         out[name] = value

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rl_transfer.errors import SpecError, yaml_error_message
 
@@ -400,6 +400,19 @@ class ExperimentSpec:
         """Former name of :attr:`knobs`."""
         return self.knobs
 
+    given_as: ClassVar[dict[str, str]] = {}
+    """Fields given under an alias (field -> alias), set by :func:`spec_from` on the instance:
+    messages then name the flag spelled that way (``--method-arg`` for ``method_args``)."""
+
+    def flag(self, name: str) -> str:
+        """The command-line flag of field ``name``, as the user spelled it."""
+        option = options()[name]
+        flags = option.flags or ("--" + name.replace("_", "-"),)
+        alias = self.given_as.get(name)
+        if alias in option.aliases and option.aliases.index(alias) + 1 < len(flags):
+            return flags[option.aliases.index(alias) + 1]
+        return flags[0]
+
     def validate(self) -> None:
         """Check every field; raise :class:`SpecError` (or an envs / agents error) naming the bad
         value. Nothing is written.
@@ -511,7 +524,7 @@ class ExperimentSpec:
         for name, knobs in self.knobs.items():
             if name not in used:
                 raise SpecError(
-                    f"--knob for {name!r}, which is not among the methods "
+                    f"{self.flag('knobs')} for {name!r}, which is not among the methods "
                     f"({', '.join(self.methods)})"
                 )
             get_method(name).settings(knobs)
@@ -800,9 +813,9 @@ def spec_from(study: Path | None = None, **overrides: Any) -> ExperimentSpec:
         SpecError: an unknown keyword argument, or one given under two names.
     """
     kwargs = load_study(study) if study is not None else {}
-    overrides = _canonical(
-        {k: v for k, v in overrides.items() if v is not None}, "experiment arguments"
-    )
+    given = {k: v for k, v in overrides.items() if v is not None}
+    given_as = {ALIASES[k]: k for k in given if k in ALIASES}
+    overrides = _canonical(given, "experiment arguments")
     known = set(options())
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -811,7 +824,10 @@ def spec_from(study: Path | None = None, **overrides: Any) -> ExperimentSpec:
     for key in ("out", "source_cache", "source_model"):
         if kwargs.get(key) is not None:
             kwargs[key] = Path(kwargs[key])
-    return ExperimentSpec(**kwargs)
+    spec = ExperimentSpec(**kwargs)
+    if given_as:
+        spec.given_as = given_as
+    return spec
 
 
 # ----------------------------------------------------------------------------------------------

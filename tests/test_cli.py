@@ -567,9 +567,12 @@ def test_knobs_old_spellings_still_work(tmp_path):
     from rl_transfer.cli import _spec_kwargs, build_parser
     from rl_transfer.spec import load_study, spec_from
 
-    for flag in ("--knob", "--method-arg"):
+    for flag, key in (("--knob", "knobs"), ("--method-arg", "method_args")):
         args = build_parser().parse_args(["run", flag, "shaping.scale=0.5"])
-        assert _spec_kwargs(args)["knobs"] == {"shaping": {"scale": "0.5"}}
+        assert _spec_kwargs(args)[key] == {"shaping": {"scale": "0.5"}}
+        spec = spec_from(**_spec_kwargs(args))
+        assert spec.knobs == {"shaping": {"scale": "0.5"}}
+        assert spec.flag("knobs") == flag  # messages name the flag as the user spelled it
     both = build_parser().parse_args(
         ["run", "--knob", "shaping.scale=0.5", "--method-arg", "kickstart.weight=0.2"]
     )

@@ -60,7 +60,7 @@ def _spec_kwargs(args: argparse.Namespace) -> dict[str, object]:
     out: dict[str, object] = {}
     for name, option in options().items():
         value = getattr(args, name)
-        for alias in option.aliases[: len(option.flags) - 1]:  # a former flag's spelling
+        for alias in option.aliases[: max(len(option.flags) - 1, 0)]:  # a former flag's name
             old = getattr(args, alias)
             if old and not value:  # given only under the former name: keep it for messages
                 name, value = alias, old

@@ -256,17 +256,20 @@ class Display:
             self.tasks[label] = self.progress.add_task(f"  {label}", total=total)
         self.progress.update(self.tasks[label], completed=t)
 
-    def finish(self, label: str, status: str = "done") -> None:
-        """``label`` ended (``status``: ``done`` or ``failed``)."""
+    def finish(self, label: str, status: str = "done", seconds: float | None = None) -> None:
+        """``label`` ended (``status``: ``done`` or ``failed``) after ``seconds`` of training
+        (None: since it was handed to a worker)."""
         self.done += 1
         began = self.run_started.pop(label, None)
+        if seconds is None and began is not None:
+            seconds = time.monotonic() - began
         if self.progress is not None:
             task = self.tasks.pop(label, None)
             if task is not None:
                 self.progress.remove_task(task)
             self.progress.advance(self.grid)
         elif self.plain and not self.quiet:
-            took = f" ({time.monotonic() - began:.0f} s)" if began is not None else ""
+            took = f" ({seconds:.0f} s)" if seconds is not None else ""
             self._print(f"[{self.done}/{self.total}] {label} {status}{took}")
 
     def retrying(self, label: str) -> None:
@@ -330,7 +333,8 @@ class _Scheduler:
         if "pair" not in info and kind == "target":
             info = record_failure(job, info["error"])
         info = self._count_attempts(job, info)
-        self.display.finish(job.label, info.get("status", "failed"))
+        took = None if info.get("reused") else info.get("wall_time_s")  # reused: not run now
+        self.display.finish(job.label, info.get("status", "failed"), took)
         if kind == "source":
             for dep in self.waiting.pop(job.key, []):
                 if info.get("status") == "done":

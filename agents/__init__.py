@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 
 from agents.a2c import A2CAdapter
-from agents.base import AgentAdapter, TransferError, TransferRecord
+from agents.base import AgentAdapter, TransferRecord
 from agents.dqn import DQNAdapter
 from agents.ppo import PPOAdapter
 from agents.sac import SACAdapter
 from agents.td3 import TD3Adapter
+from rl_transfer.errors import TransferError, UnknownAlgoError
 
 ADAPTERS: dict[str, type[AgentAdapter]] = {
     "ppo": PPOAdapter,
@@ -18,10 +19,6 @@ ADAPTERS: dict[str, type[AgentAdapter]] = {
     "sac": SACAdapter,
     "td3": TD3Adapter,
 }
-
-
-class UnknownAlgoError(ValueError):
-    """No adapter exists for this algorithm name."""
 
 
 def get_adapter(algo: str) -> AgentAdapter:

@@ -24,12 +24,9 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents import sb3
+from rl_transfer.errors import SpecError, TransferError
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
-
-
-class TransferError(ValueError):
-    """A transfer that cannot be done: unknown part, shape mismatch, or nothing moved."""
 
 
 @dataclass
@@ -136,11 +133,11 @@ class AgentAdapter:
 
     def check_hyperparams(self, hyperparams: Mapping[str, Any]) -> None:
         """Raises:
-        TransferError: the hyperparameters ask for ``VecNormalize`` (``normalize``): agents
+        SpecError: the hyperparameters ask for ``VecNormalize`` (``normalize``): agents
             see raw observations so that transferred weights meet the inputs they were
             trained on."""
         if hyperparams.get("normalize"):
-            raise TransferError(
+            raise SpecError(
                 f"{self.algo} hyperparameters ask for VecNormalize (normalize: true); "
                 "rl_transfer's agents see raw observations so that transferred weights meet the "
                 "inputs they were trained on: remove `normalize` from the hyperparameters"

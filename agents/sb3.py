@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from rl_transfer.errors import SB3CompatibilityError
+
 SUPPORTED = ">=2.9,<2.10"
 """The stable-baselines3 versions this module was written and tested against."""
 
@@ -165,8 +167,6 @@ def check(symbol: str) -> None:
         SB3CompatibilityError: the symbol is gone or changed; the message names it, what
             rl_transfer uses it for and the supported versions.
     """
-    from rl_transfer.errors import SB3CompatibilityError
-
     point = TOUCH_POINTS[symbol]
     problem = _problem(point)
     if problem is not None:
@@ -179,8 +179,6 @@ def check(symbol: str) -> None:
 
 def check_surface() -> list[str]:
     """Every touch point that the installed SB3 breaks, as messages (empty: all fine)."""
-    from rl_transfer.errors import SB3CompatibilityError
-
     out = []
     for symbol in TOUCH_POINTS:
         try:
@@ -191,8 +189,6 @@ def check_surface() -> list[str]:
 
 
 def _attr(obj: Any, name: str, symbol: str) -> Any:
-    from rl_transfer.errors import SB3CompatibilityError
-
     check(symbol)
     try:
         return getattr(obj, name)
@@ -300,8 +296,6 @@ def hook_actor_critic_update(
         SB3CompatibilityError: SB3's update no longer runs evaluate_actions, zero_grad, backward,
             clip in that order, or the methods' signatures changed.
     """
-    from rl_transfer.errors import SB3CompatibilityError
-
     train = f"{type(model).__module__}.{type(model).__name__}.train"
     if train not in TOUCH_POINTS:
         raise SB3CompatibilityError(

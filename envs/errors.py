@@ -1,21 +1,13 @@
-"""Exceptions raised by :mod:`envs`. All derive from :class:`EnvsError` (a ``ValueError``)."""
+"""Exceptions raised by :mod:`envs`. All derive from :class:`EnvsError` (a ``ValueError`` and an
+:class:`rl_transfer.errors.RLTransferError`); they are defined with the rest of the family in
+:mod:`rl_transfer.errors` and importable from here as before."""
 
+from rl_transfer.errors import (
+    EnvsError,
+    PairError,
+    ParameterError,
+    UnknownFamilyError,
+    UnknownPairError,
+)
 
-class EnvsError(ValueError):
-    """Base class of the errors raised on bad env, variant or pair definitions."""
-
-
-class ParameterError(EnvsError):
-    """An unknown parameter name, or a value outside the declared bounds."""
-
-
-class UnknownFamilyError(EnvsError):
-    """No env family has this name."""
-
-
-class UnknownPairError(EnvsError):
-    """No env pair has this name."""
-
-
-class PairError(EnvsError):
-    """An env pair definition is invalid (spaces, bounds, duplicate name)."""
+__all__ = ["EnvsError", "PairError", "ParameterError", "UnknownFamilyError", "UnknownPairError"]

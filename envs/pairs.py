@@ -310,8 +310,11 @@ def load_pairs_file(path: str | Path) -> list[EnvPair]:
     except OSError as exc:
         raise PairError(f"cannot read pairs file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
-        raise PairError(f"pairs file {path} is not valid YAML: {first}") from None
+        from rl_transfer.errors import yaml_error_message
+
+        raise PairError(
+            f"{yaml_error_message(path, exc)} (the pairs file is not valid YAML)"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("pairs"), list):
         raise PairError(f"pairs file {path} must hold a list under the key 'pairs'")
     out = []

@@ -1,6 +1,10 @@
 """The ``rl-transfer`` command line: a thin layer over :mod:`rl_transfer`'s API.
 
-Bad input prints one ``error: ...`` line on stderr and exits with status 2, writing nothing.
+An :class:`rl_transfer.errors.RLTransferError` ends a command with one ``error: ...`` line on
+stderr and the exit status of its kind (the table in :mod:`rl_transfer.errors`; 2 for bad
+input, which writes nothing). ``rl-transfer --help``, ``run --help``, ``pairs`` and ``report``
+import neither torch nor stable-baselines3: the modules that need them are imported by the
+commands that train.
 """
 
 from __future__ import annotations
@@ -11,50 +15,65 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from rl_transfer.errors import USER_ERRORS
+from rl_transfer.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, RLTransferError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+        self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+    from rl_transfer.spec import _positive_int as parse
+
+    return parse(text)
 
 
-def _seeds(text: str) -> int | str:
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        return _positive_int(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer or 'auto', got {text!r}"
-        ) from None
+def _with_default(help_text: str, default: str) -> str:
+    return f"{help_text} (default: {default})"
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
-    return value
+def _add_spec_flags(run: argparse.ArgumentParser) -> None:
+    """One flag per :class:`rl_transfer.spec.ExperimentSpec` field, from its declaration
+    (:class:`rl_transfer.spec.Option`); former spellings are accepted, not shown."""
+    from rl_transfer.spec import options
+
+    for name, option in options().items():
+        flags = option.flags or ("--" + name.replace("_", "-"),)
+        kwargs = {
+            "dest": name,
+            "type": option.kind.parse,
+            "metavar": option.metavar,
+            "choices": option.choices,
+        }
+        if option.kind.collect is not None:
+            kwargs.update(action="append", default=[])
+        run.add_argument(flags[0], help=_with_default(option.help, option.default), **kwargs)
+        for old, alias in zip(flags[1:], option.aliases):
+            run.add_argument(old, help=argparse.SUPPRESS, **{**kwargs, "dest": alias})
 
 
-def _names(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
+def _spec_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    """The spec keyword arguments given as flags (None: not given)."""
+    from rl_transfer.spec import options
+
+    out: dict[str, object] = {}
+    for name, option in options().items():
+        value = getattr(args, name)
+        for alias in option.aliases[: max(len(option.flags) - 1, 0)]:  # a former flag's name
+            old = getattr(args, alias)
+            if old and not value:  # given only under the former name: keep it for messages
+                name, value = alias, old
+            elif old:
+                value = value + old
+        if option.kind.collect is not None:
+            value = option.kind.collect(value) or None
+        out[name] = value
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rl-transfer`` argument parser (imports neither torch nor stable-baselines3)."""
     from rl_transfer import __version__
 
     parser = _Parser(prog="rl-transfer", description="Reinforcement-learning transfer workbench.")
@@ -70,105 +89,50 @@ def build_parser() -> argparse.ArgumentParser:
         "study",
         nargs="?",
         type=Path,
-        help="a study file (YAML) with the keys of these flags; flags given override it",
+        help=_with_default(
+            "a study file (YAML) with the keys of these flags (knobs: for --knob); flags "
+            "given override it",
+            "none",
+        ),
     )
+    _add_spec_flags(run)
     run.add_argument(
-        "--pair",
-        type=_names,
-        metavar="NAME[,NAME]",
-        help="env pair(s) (default: cartpole-long-pole; `rl-transfer pairs` lists them)",
+        "--quiet",
+        action="store_true",
+        help=_with_default(
+            "no progress display", "progress on stderr; plain lines when it is not a terminal"
+        ),
     )
-    run.add_argument(
-        "--algo",
-        type=_names,
-        metavar="ALGO[,ALGO]",
-        help="ppo, a2c, dqn, sac, td3; several comma-separated (default: ppo)",
-    )
-    run.add_argument(
-        "--methods",
-        type=_names,
-        metavar="A,B",
-        help="transfer methods, comma-separated (default: policy,value); "
-        "scratch always runs as the baseline",
-    )
-    run.add_argument(
-        "--seeds",
-        type=_seeds,
-        metavar="N|auto",
-        help="number of seeds, or auto (default): rounds of 3, 5, 8, ... seeds until each "
-        "comparison is decided or futile, at most --max-seeds",
-    )
-    run.add_argument(
-        "--max-seeds",
-        type=_positive_int,
-        metavar="N",
-        help="the most seeds --seeds auto runs (default: 10); a comparison stops earlier when "
-        "decided, or as futile when it would need more than twice this",
-    )
-    run.add_argument(
-        "--seed-offset",
-        type=_non_negative_int,
-        metavar="K",
-        help="first seed (default: 0): seeds K, K+1, ...",
-    )
-    run.add_argument("--source-steps", type=_positive_int, help="source pretraining env steps")
-    run.add_argument("--target-steps", type=_positive_int, help="target env steps per run")
-    run.add_argument("--eval-every", type=_positive_int, help="target steps between evaluations")
-    run.add_argument(
-        "--eval-episodes",
-        type=_positive_int,
-        help="fixed evaluation episodes per evaluation (default: 10)",
-    )
-    run.add_argument("--threshold", type=float, help="time-to-threshold return level")
-    run.add_argument("--out", type=Path, help="experiment folder (default: runs/<name>)")
-    run.add_argument(
-        "--source-cache",
-        type=Path,
-        help="shared cache of pretrained sources (default: runs/sources)",
-    )
-    run.add_argument(
-        "--source-model",
-        type=Path,
-        metavar="MODEL.zip",
-        help="a trained source agent (for example from rl-baselines3-zoo) used for "
-        "every seed instead of pretraining",
-    )
-    run.add_argument("--workers", type=_positive_int, help="parallel processes (default: cores)")
-    run.add_argument(
-        "--backend", choices=("local", "ray"), help="local processes (default) or Ray tasks"
-    )
-    run.add_argument("--ray-address", help="a running Ray cluster (default: start a local Ray)")
-    run.add_argument("--name", help="experiment name (default: <pair>-<algo>-<hash of the spec>)")
-    run.add_argument(
-        "--method-arg",
-        action="append",
-        default=[],
-        metavar="METHOD.KNOB=VALUE",
-        help="a method's knob, e.g. shaping.scale=0.5 (repeatable; docs/methods.md "
-        "lists the knobs)",
-    )
-    run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument(
         "--pairs-file",
         type=Path,
         action="append",
         default=[],
         metavar="FILE",
-        help="register the pairs of this YAML file first (repeatable); files in "
-        "./pairs/ (or $RL_TRANSFER_PAIRS_DIR) are always loaded",
+        help=_with_default(
+            "register the pairs of this YAML file first (repeatable); files in "
+            "./pairs/ (or $RL_TRANSFER_PAIRS_DIR) are always loaded",
+            "none",
+        ),
     )
 
     pairs = sub.add_parser("pairs", help="list the registered env pairs")
-    pairs.add_argument("--json", action="store_true", help="machine-readable output")
+    pairs.add_argument(
+        "--json",
+        action="store_true",
+        help=_with_default("machine-readable output", "a table"),
+    )
     pairs.add_argument(
         "--pairs-file",
         type=Path,
         action="append",
         default=[],
         metavar="FILE",
-        help="register the pairs of this YAML file first (repeatable)",
+        help=_with_default("register the pairs of this YAML file first (repeatable)", "none"),
     )
-    pairs.add_argument("show", nargs="*", help="`show NAME` prints one pair whole")
+    pairs.add_argument(
+        "show", nargs="*", help=_with_default("`show NAME` prints one pair whole", "list all")
+    )
 
     methods = sub.add_parser(
         "methods",
@@ -181,11 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild summary, tables and plots from experiment folders; with two or more, "
         "also compare them",
     )
-    report.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
+    report.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="experiment folder(s)")
 
     tb = sub.add_parser("tensorboard", help="serve an experiment folder with TensorBoard")
-    tb.add_argument("dir", type=Path)
-    tb.add_argument("--port", type=_positive_int, help="port (default: a free one)")
+    tb.add_argument("dir", type=Path, help="an experiment folder")
+    tb.add_argument("--port", type=_positive_int, help=_with_default("port", "a free one"))
     return parser
 
 
@@ -194,36 +158,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rl_transfer.experiment import Experiment
     from rl_transfer.runner import Plan
 
-    method_args: dict[str, dict[str, str]] = {}
-    for item in args.method_arg:
-        key, sep, value = item.partition("=")
-        method, dot, knob = key.partition(".")
-        if not sep or not dot or not method or not knob:
-            raise SpecError(
-                f"--method-arg {item!r}: expected METHOD.KNOB=VALUE, e.g. shaping.scale=0.5"
-            )
-        method_args.setdefault(method, {})[knob] = value
-    kwargs = {
-        "method_args": method_args or None,
-        "pairs": args.pair,
-        "algos": args.algo,
-        "methods": args.methods,
-        "seeds": args.seeds,
-        "max_seeds": args.max_seeds,
-        "seed_offset": args.seed_offset,
-        "source_steps": args.source_steps,
-        "target_steps": args.target_steps,
-        "eval_every": args.eval_every,
-        "eval_episodes": args.eval_episodes,
-        "threshold": args.threshold,
-        "out": args.out,
-        "source_cache": args.source_cache,
-        "source_model": args.source_model,
-        "workers": args.workers,
-        "backend": args.backend,
-        "ray_address": args.ray_address,
-        "name": args.name,
-    }
+    kwargs = _spec_kwargs(args)
     if args.max_seeds is not None and args.seeds not in (None, "auto"):
         raise SpecError(
             f"--max-seeds applies to --seeds auto; with --seeds {args.seeds} every seed runs"
@@ -256,7 +191,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"run failed: {r['pair']}/{r['algo']}/{r['method']}/seed_{r['seed']}: {r['error']}",
             file=sys.stderr,
         )
-    return 1 if result.failed else 0
+    return EXIT_RUN_FAILED if result.failed else 0
 
 
 def _cmd_pairs(args: argparse.Namespace) -> int:
@@ -338,7 +273,7 @@ def _cmd_tensorboard(args: argparse.Namespace) -> int:
 
 def _usage_error(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return 2
+    return EXIT_USAGE
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -346,17 +281,15 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``rl-transfer`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    An :class:`rl_transfer.errors.RLTransferError` prints one ``error:`` line and returns its
+    ``exit_code``; Ctrl-C or SIGTERM returns 130.
+    """
     args = build_parser().parse_args(argv)
     import signal
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops as cleanly as Ctrl-C
-    if args.command in ("run", "pairs"):
-        try:
-            from envs import load_user_pairs
-
-            load_user_pairs(args.pairs_file)
-        except USER_ERRORS as exc:
-            return _usage_error(str(exc))
     handlers = {
         "run": _cmd_run,
         "pairs": _cmd_pairs,
@@ -365,9 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         "tensorboard": _cmd_tensorboard,
     }
     try:
+        if args.command in ("run", "pairs"):
+            from envs import load_user_pairs
+
+            load_user_pairs(args.pairs_file)
         return handlers[args.command](args)
-    except USER_ERRORS as exc:
-        return _usage_error(str(exc))
+    except RLTransferError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except BrokenPipeError:  # output piped into a command that stopped reading (| head)
         sys.stderr.close()
         return 0
@@ -377,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                 "interrupted: finished runs are kept; run the same command again to resume",
                 file=sys.stderr,
             )
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -55,14 +55,16 @@ class Experiment:
         study: optional study file (YAML); keyword arguments override its keys.
         quiet: no progress display.
         **kwargs: fields of :class:`rl_transfer.spec.ExperimentSpec` (``algo="dqn"`` is short for
-            ``algos=["dqn"]``), for example
-            ``Experiment(pairs=["cartpole-long-pole"], algo="ppo", methods=["policy"], seeds=3)``.
+            ``algos=["dqn"]``; ``method_args=`` is the former name of ``knobs=``), for example
+            ``Experiment(pairs=["cartpole-long-pole"], algo="ppo", methods=["shaping"], seeds=3,
+            knobs={"shaping": {"scale": 0.5}})``.
 
     Running it again with the same spec and folder resumes: finished runs are reused, unfinished
     ones start again from t = 0.
 
     Raises:
-        SpecError, UnknownPairError, UnknownAlgoError: bad input, before anything is written.
+        SpecError, UnknownPairError, UnknownAlgoError: bad input, before anything is written
+            (all :class:`rl_transfer.errors.RLTransferError`).
     """
 
     def __init__(self, study: str | Path | None = None, quiet: bool = False, **kwargs: Any):
@@ -77,7 +79,8 @@ class Experiment:
         adaptive seeds, once per look).
 
         Raises:
-            SpecError: another process is writing the folder.
+            FolderLockedError: another process is writing the folder.
+            BackendError: ``backend="ray"`` without Ray, or no cluster at ``ray_address``.
         """
         started = time.time()
         root = self.spec.output_dir()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from rl_transfer.errors import RecordError
+from rl_transfer.errors import RecordError, yaml_error_message
 from rl_transfer.io import write_json
 
 SCHEMA_VERSION = 2
@@ -287,11 +287,7 @@ class ExperimentRecord(Record):
         except OSError as exc:
             raise RecordError(f"cannot read {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-            raise RecordError(
-                f"{path}{at}: invalid YAML ({getattr(exc, 'problem', exc)})"
-            ) from None
+            raise RecordError(f"invalid YAML: {yaml_error_message(path, exc)}") from None
         return cls.from_dict(data, str(path))
 
 

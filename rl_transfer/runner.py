@@ -13,21 +13,28 @@ import multiprocessing as mp
 import os
 import queue as queue_mod
 import signal
+import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from agents import get_adapter
-from rl_transfer.io import read_json, write_text
+from rl_transfer.errors import BackendError, FolderLockedError
+from rl_transfer.io import read_json, write_json, write_text
 from rl_transfer.methods import get_method
 from rl_transfer.spec import ExperimentSpec, default_workers, source_key
 from rl_transfer.train import SourceJob, TargetJob, record_failure, train_source, train_target
 
 MAX_ATTEMPTS = 2
-"""A job whose worker process died is run once more; then it is recorded as failed."""
+"""A job whose worker process died is run once more; then it is recorded as failed. A run that
+took more than one attempt has ``"attempts": n`` in its run.json, and ``retrying <label>
+(worker died)`` is printed on stderr (even with ``quiet``)."""
+STATUS_EVERY_S = 30.0
+"""Without a terminal on stderr: the most seconds between two status lines while runs go."""
 
 
 @dataclass
@@ -107,7 +114,7 @@ def plan(
                         hyperparams=hp,
                         dir=root / pair.name / algo / method / f"seed_{seed}",
                         source=src if get_method(method).needs_source else None,
-                        extra={"method_args": spec.method_args},
+                        knobs=spec.knobs,
                     )
                     info = _done_info(job.dir)
                     if info is not None:
@@ -174,12 +181,42 @@ def run_target_job(job: TargetJob) -> dict[str, Any]:
 
 
 class Display:
-    """Progress on stderr with rich: the grid (runs done of total, elapsed, estimated time left)
-    and one line per running job (env steps done of its budget)."""
+    """Progress on stderr.
 
-    def __init__(self, total: int, reused: int, quiet: bool) -> None:
+    On a terminal, with rich: the grid (runs done of total, elapsed, estimated time left) and
+    one line per running job (env steps done of its budget). Otherwise (stderr piped to a file
+    or another program) plain lines: ``[k/N] <label> done (x s)`` per finished run and, while
+    runs go, ``[k/N runs done, m:ss elapsed]`` at most every :data:`STATUS_EVERY_S` seconds.
+    ``quiet`` shows neither; :meth:`note` lines are always shown.
+
+    Args:
+        total: runs (sources + targets) to run.
+        reused: finished runs reused (shown in the grid's label).
+        quiet: no progress.
+        stream: where to write (default: ``sys.stderr``).
+        status_every: seconds between plain status lines.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        reused: int,
+        quiet: bool,
+        stream: TextIO | None = None,
+        status_every: float = STATUS_EVERY_S,
+    ) -> None:
         self.quiet = quiet
-        if quiet:
+        self.stream = stream if stream is not None else sys.stderr
+        self.total = total
+        self.done = 0
+        self.started_at = time.monotonic()
+        self.status_every = status_every
+        self.last_status = self.started_at
+        self.run_started: dict[str, float] = {}
+        self.progress: Any = None
+        isatty = getattr(self.stream, "isatty", None)
+        self.plain = not (isatty is not None and isatty())
+        if quiet or self.plain:
             return
         from rich.console import Console
         from rich.progress import (
@@ -197,30 +234,70 @@ class Display:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=Console(file=self.stream),
         )
         label = "runs (sources + targets)" + (f", {reused} reused" if reused else "")
         self.grid = self.progress.add_task(label, total=total)
         self.tasks: dict[str, Any] = {}
         self.progress.start()
 
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def started(self, label: str) -> None:
+        """``label`` was handed to a worker (its duration counts from here)."""
+        self.run_started.setdefault(label, time.monotonic())
+
     def update(self, label: str, t: int, total: int) -> None:
-        if self.quiet:
+        """``label`` has done ``t`` of its ``total`` env steps."""
+        if self.progress is None:
             return
         if label not in self.tasks:
             self.tasks[label] = self.progress.add_task(f"  {label}", total=total)
         self.progress.update(self.tasks[label], completed=t)
 
-    def finish(self, label: str) -> None:
-        if self.quiet:
+    def finish(self, label: str, status: str = "done", seconds: float | None = None) -> None:
+        """``label`` ended (``status``: ``done`` or ``failed``) after ``seconds`` of training
+        (None: since it was handed to a worker)."""
+        self.done += 1
+        began = self.run_started.pop(label, None)
+        if seconds is None and began is not None:
+            seconds = time.monotonic() - began
+        if self.progress is not None:
+            task = self.tasks.pop(label, None)
+            if task is not None:
+                self.progress.remove_task(task)
+            self.progress.advance(self.grid)
+        elif self.plain and not self.quiet:
+            took = f" ({seconds:.0f} s)" if seconds is not None else ""
+            self._print(f"[{self.done}/{self.total}] {label} {status}{took}")
+
+    def retrying(self, label: str) -> None:
+        """``label``'s worker died and it runs again."""
+        self.run_started.pop(label, None)
+        self.note(f"retrying {label} (worker died)")
+
+    def note(self, line: str) -> None:
+        """A line shown even with ``quiet`` (above the progress display on a terminal)."""
+        if self.progress is not None:
+            self.progress.console.print(line, markup=False, highlight=False)
+        else:
+            self._print(line)
+
+    def tick(self) -> None:
+        """Called while runs go: a plain status line when :attr:`status_every` has passed."""
+        if self.quiet or not self.plain:
             return
-        task = self.tasks.pop(label, None)
-        if task is not None:
-            self.progress.remove_task(task)
-        self.progress.advance(self.grid)
+        now = time.monotonic()
+        if now - self.last_status >= self.status_every:
+            self.last_status = now
+            elapsed = int(now - self.started_at)
+            self._print(
+                f"[{self.done}/{self.total} runs done, {elapsed // 60}:{elapsed % 60:02d} elapsed]"
+            )
 
     def close(self) -> None:
-        if not self.quiet:
+        if self.progress is not None:
             self.progress.stop()
 
 
@@ -249,23 +326,42 @@ class _Scheduler:
         out, self.ready = self.ready, []
         for _, job in out:
             self.attempts[job.label] = self.attempts.get(job.label, 0) + 1
+            self.display.started(job.label)
         return out
 
     def done(self, kind: str, job: Any, info: dict[str, Any]) -> None:
-        self.display.finish(job.label)
+        if "pair" not in info and kind == "target":
+            info = record_failure(job, info["error"])
+        info = self._count_attempts(job, info)
+        took = None if info.get("reused") else info.get("wall_time_s")  # reused: not run now
+        self.display.finish(job.label, info.get("status", "failed"), took)
         if kind == "source":
             for dep in self.waiting.pop(job.key, []):
                 if info.get("status") == "done":
                     self.ready.append(("target", dep))
                 else:
                     self.results.append(record_failure(dep, f"source failed: {info.get('error')}"))
-                    self.display.finish(dep.label)
+                    self.display.finish(dep.label, "failed")
         else:
-            self.results.append(info if "pair" in info else record_failure(job, info["error"]))
+            self.results.append(info)
+
+    def _count_attempts(self, job: Any, info: dict[str, Any]) -> dict[str, Any]:
+        """A job run more than once gets ``attempts`` in its run.json (and in ``info``)."""
+        n = self.attempts.get(job.label, 1)
+        if n <= 1:
+            return info
+        try:
+            on_disk = read_json(job.dir / "run.json")
+        except (OSError, ValueError):  # a source that never got its folder: nothing to annotate
+            return {**info, "attempts": n}
+        write_json(job.dir / "run.json", {**on_disk, "attempts": n})
+        return {**info, "attempts": n}
 
     def died(self, kind: str, job: Any, error: str) -> None:
-        """The worker running ``job`` died: retry once, then record the failure."""
+        """The worker running ``job`` died: retry (``retrying <label> (worker died)`` on
+        stderr) up to :data:`MAX_ATTEMPTS` attempts in all, then record the failure."""
         if self.attempts.get(job.label, 0) < MAX_ATTEMPTS:
+            self.display.retrying(job.label)
             self.ready.append((kind, job))
         else:
             self.done(kind, job, {"status": "failed", "error": error})
@@ -300,6 +396,7 @@ def execute_local(p: Plan, workers: int | None = None, quiet: bool = False) -> l
                 running[pool.submit(_call, kind, job)] = (kind, job)
             done, _ = wait(list(running), timeout=0.25, return_when=FIRST_COMPLETED)
             _drain(q, display)
+            display.tick()
             broken = False
             for fut in done:
                 kind, job = running.pop(fut)
@@ -346,14 +443,13 @@ def execute_ray(
     backend. Progress shows finished runs (no per-step lines).
 
     Raises:
-        SpecError: Ray is not installed (``pip install 'rl-transfer[ray]'``).
+        BackendError: Ray is not installed (``pip install 'rl-transfer[ray]'``), or no Ray
+            cluster answers at ``address``.
     """
     try:
         import ray
     except ImportError:
-        from rl_transfer.errors import SpecError
-
-        raise SpecError("--backend ray needs Ray: pip install 'rl-transfer[ray]'") from None
+        raise BackendError("--backend ray needs Ray: pip install 'rl-transfer[ray]'") from None
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
     started_here = not ray.is_initialized()
     if started_here:
@@ -362,7 +458,14 @@ def execute_ray(
             kwargs["address"] = address
         else:
             kwargs["num_cpus"] = workers or default_workers()
-        ray.init(**kwargs)
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, TimeoutError) as exc:
+            raise BackendError(
+                f"--ray-address {address}: no Ray cluster answers ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); check the address, or omit "
+                "--ray-address to start a local Ray"
+            ) from None
     remote = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)(_ray_call)
     display = Display(len(p.sources) + len(p.targets), len(p.reused), quiet)
     sched = _Scheduler(p, display)
@@ -372,6 +475,7 @@ def execute_ray(
             for kind, job in sched.take_ready():
                 running[remote.remote(kind, job)] = (kind, job)
             done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            display.tick()
             for ref in done:
                 kind, job = running.pop(ref)
                 try:
@@ -425,7 +529,7 @@ class FolderLock:
     process ends, however it ends.
 
     Raises:
-        SpecError: another process holds it (its pid is named).
+        FolderLockedError: another process holds it (its pid is named).
     """
 
     def __init__(self, root: Path) -> None:
@@ -435,8 +539,6 @@ class FolderLock:
     def __enter__(self) -> FolderLock:
         import fcntl
 
-        from rl_transfer.errors import SpecError
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -444,7 +546,7 @@ class FolderLock:
         except BlockingIOError:
             other = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise SpecError(
+            raise FolderLockedError(
                 f"{self.path.parent} is being written by another rl-transfer process (pid "
                 f"{other}); wait for it to finish or stop it, then run again"
             ) from None

@@ -6,33 +6,172 @@ A spec comes from keyword arguments (``Experiment(...)``), from CLI flags, or fr
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import yaml
+from rl_transfer.errors import SpecError, yaml_error_message
 
-from agents import ADAPTERS, get_adapter
-from envs import EnvPair, get_pair
-from rl_transfer.errors import SpecError
-from rl_transfer.methods import get_method
-from rl_transfer.versions import package_versions
+if TYPE_CHECKING:  # envs imports gymnasium, agents torch: imported where they are used
+    from envs import EnvPair
 
 DEFAULT_PAIR = "cartpole-long-pole"
 DEFAULT_METHODS = ("policy", "value")
 MIN_SEEDS = 3
 """Seeds of the first look of an adaptive experiment."""
 BACKENDS = ("local", "ray")
+PAIR_BUDGET = "the pair's budget (`rl-transfer pairs show NAME`)"
+
+
+# ----------------------------------------------------------------------------------------------
+# How a field's value is written: on the command line and in a study file
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def _seeds(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'auto', got {text!r}"
+        ) from None
+
+
+def _names(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _knob(text: str) -> tuple[str, str, str]:
+    key, sep, value = text.partition("=")
+    method, dot, knob = key.partition(".")
+    if not sep or not dot or not method or not knob:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected METHOD.KNOB=VALUE, e.g. shaping.scale=0.5"
+        )
+    return method, knob, value
+
+
+def _collect_knobs(items: list[tuple[str, str, str]]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for method, knob, value in items:
+        out.setdefault(method, {})[knob] = value
+    return out
+
+
+def _pydantic(name: str) -> Callable[[], Any]:
+    """A study-file type built on first use (pydantic is imported only to read study files)."""
+
+    def build() -> Any:
+        from typing import Literal
+
+        from pydantic import NonNegativeInt, PositiveInt
+
+        return {
+            "names": list[str],
+            "positive_int": PositiveInt,
+            "non_negative_int": NonNegativeInt,
+            "seeds": PositiveInt | Literal["auto"],
+            "float": float,
+            "str": str,
+            "path": Path,
+            "knobs": dict[str, dict[str, float]],
+        }[name]
+
+    return build
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How values of one sort are written.
+
+    Attributes:
+        parse: command-line text -> value (raises ``argparse.ArgumentTypeError``).
+        study_type: returns the pydantic annotation of the value in a study file.
+        collect: for a repeatable flag, the list of parsed values -> the field's value.
+    """
+
+    parse: Callable[[str], Any]
+    study_type: Callable[[], Any]
+    collect: Callable[[list[Any]], Any] | None = None
+
+
+NAMES = Kind(_names, _pydantic("names"))
+POSITIVE_INT = Kind(_positive_int, _pydantic("positive_int"))
+NON_NEGATIVE_INT = Kind(_non_negative_int, _pydantic("non_negative_int"))
+SEEDS = Kind(_seeds, _pydantic("seeds"))
+FLOAT = Kind(float, _pydantic("float"))
+STR = Kind(str, _pydantic("str"))
+PATH = Kind(Path, _pydantic("path"))
+KNOBS = Kind(_knob, _pydantic("knobs"), collect=_collect_knobs)
+
+
+@dataclass(frozen=True)
+class Option:
+    """What the user sees of one :class:`ExperimentSpec` field (its dataclass ``metadata``):
+    the ``run`` flag, the study-file key (the field's name) and the keyword of
+    ``Experiment(...)`` are all derived from it.
+
+    Attributes:
+        help: the flag's help text.
+        default: the default as shown in ``--help`` (``(default: ...)``).
+        kind: how the value is parsed on the command line and typed in a study file.
+        flags: the flag and, after it, former spellings still accepted (hidden from help);
+            empty: ``--`` + the field name with dashes.
+        metavar: the flag's placeholder in ``--help``.
+        choices: the values the flag accepts (None: any).
+        study: whether a study file may set it.
+        aliases: other names of the study key and keyword (a former name, or the singular
+            ``algo``/``pair`` whose value may be one name).
+    """
+
+    help: str
+    default: str
+    kind: Kind
+    flags: tuple[str, ...] = ()
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    study: bool = True
+    aliases: tuple[str, ...] = ()
+
+
+def _option(**kwargs: Any) -> dict[str, Option]:
+    return {"option": Option(**kwargs)}
 
 
 @dataclass
 class ExperimentSpec:
     """An experiment: every (pair, algo, method, seed), each beside the scratch baseline.
+
+    Every field is declared once, with its flag, study-file key and help text in its
+    ``metadata["option"]`` (:class:`Option`; :func:`options` lists them).
 
     Attributes:
         pairs: env pair names (``rl-transfer pairs`` lists them).
@@ -58,33 +197,234 @@ class ExperimentSpec:
         asymptote_window: last k evaluations averaged for asymptotic gain.
         name: experiment name; None -> ``<pair>-<algos>-<hash of what is run>``, so the same
             command finds (and resumes) the same folder.
-        method_args: knob values per method name, e.g. ``{"shaping": {"scale": 0.5}}``.
+        knobs: knob values per method name, e.g. ``{"shaping": {"scale": 0.5}}`` (formerly
+            ``method_args``, still accepted by :func:`spec_from` and ``Experiment``).
     """
 
-    pairs: list[str] = field(default_factory=lambda: [DEFAULT_PAIR])
-    algos: list[str] = field(default_factory=lambda: ["ppo"])
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    seeds: int | str = "auto"
-    max_seeds: int = 10
-    seed_offset: int = 0
-    source_steps: int | None = None
-    target_steps: int | None = None
-    eval_every: int | None = None
-    eval_episodes: int = 10
-    threshold: float | None = None
-    out: Path | None = None
-    source_cache: Path = Path("runs/sources")
-    source_model: Path | None = None
-    workers: int | None = None
-    backend: str = "local"
-    ray_address: str | None = None
-    asymptote_window: int = 5
-    name: str | None = None
-    method_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pairs: list[str] = field(
+        default_factory=lambda: [DEFAULT_PAIR],
+        metadata=_option(
+            help="env pair(s), comma-separated; `rl-transfer pairs` lists them",
+            default=DEFAULT_PAIR,
+            kind=NAMES,
+            flags=("--pair",),
+            metavar="NAME[,NAME]",
+            aliases=("pair",),
+        ),
+    )
+    algos: list[str] = field(
+        default_factory=lambda: ["ppo"],
+        metadata=_option(
+            help="ppo, a2c, dqn, sac, td3; several comma-separated",
+            default="ppo",
+            kind=NAMES,
+            flags=("--algo",),
+            metavar="ALGO[,ALGO]",
+            aliases=("algo",),
+        ),
+    )
+    methods: list[str] = field(
+        default_factory=lambda: list(DEFAULT_METHODS),
+        metadata=_option(
+            help="transfer methods, comma-separated; scratch always runs as the baseline",
+            default=",".join(DEFAULT_METHODS),
+            kind=NAMES,
+            metavar="A,B",
+        ),
+    )
+    seeds: int | str = field(
+        default="auto",
+        metadata=_option(
+            help="number of seeds, or auto: rounds of 3, 5, 8, ... seeds until each "
+            "comparison is decided or futile, at most --max-seeds",
+            default="auto",
+            kind=SEEDS,
+            metavar="N|auto",
+        ),
+    )
+    max_seeds: int = field(
+        default=10,
+        metadata=_option(
+            help="the most seeds --seeds auto runs; a comparison stops earlier when "
+            "decided, or as futile when it would need more than twice this",
+            default="10",
+            kind=POSITIVE_INT,
+            metavar="N",
+        ),
+    )
+    seed_offset: int = field(
+        default=0,
+        metadata=_option(
+            help="first seed: seeds K, K+1, ...",
+            default="0",
+            kind=NON_NEGATIVE_INT,
+            metavar="K",
+        ),
+    )
+    source_steps: int | None = field(
+        default=None,
+        metadata=_option(
+            help="source pretraining env steps",
+            default=PAIR_BUDGET,
+            kind=POSITIVE_INT,
+            metavar="N",
+        ),
+    )
+    target_steps: int | None = field(
+        default=None,
+        metadata=_option(
+            help="target env steps per run",
+            default=PAIR_BUDGET,
+            kind=POSITIVE_INT,
+            metavar="N",
+        ),
+    )
+    eval_every: int | None = field(
+        default=None,
+        metadata=_option(
+            help="target steps between evaluations",
+            default=PAIR_BUDGET,
+            kind=POSITIVE_INT,
+            metavar="N",
+        ),
+    )
+    eval_episodes: int = field(
+        default=10,
+        metadata=_option(
+            help="fixed evaluation episodes per evaluation",
+            default="10",
+            kind=POSITIVE_INT,
+            metavar="N",
+        ),
+    )
+    threshold: float | None = field(
+        default=None,
+        metadata=_option(
+            help="time-to-threshold return level",
+            default="the pair's threshold (`rl-transfer pairs` lists them)",
+            kind=FLOAT,
+            metavar="R",
+        ),
+    )
+    out: Path | None = field(
+        default=None,
+        metadata=_option(
+            help="experiment folder",
+            default="runs/<name>",
+            kind=PATH,
+            metavar="DIR",
+            study=False,
+        ),
+    )
+    source_cache: Path = field(
+        default=Path("runs/sources"),
+        metadata=_option(
+            help="shared cache of pretrained sources",
+            default="runs/sources",
+            kind=PATH,
+            metavar="DIR",
+            study=False,
+        ),
+    )
+    source_model: Path | None = field(
+        default=None,
+        metadata=_option(
+            help="a trained source agent (for example from rl-baselines3-zoo) used for "
+            "every seed instead of pretraining",
+            default="none: sources are pretrained",
+            kind=PATH,
+            metavar="MODEL.zip",
+            study=False,
+        ),
+    )
+    workers: int | None = field(
+        default=None,
+        metadata=_option(
+            help="parallel processes",
+            default="the number of cores",
+            kind=POSITIVE_INT,
+            metavar="N",
+        ),
+    )
+    backend: str = field(
+        default="local",
+        metadata=_option(
+            help="local processes or Ray tasks",
+            default="local",
+            kind=STR,
+            choices=BACKENDS,
+        ),
+    )
+    ray_address: str | None = field(
+        default=None,
+        metadata=_option(
+            help="a running Ray cluster",
+            default="start a local Ray",
+            kind=STR,
+            metavar="ADDRESS",
+            study=False,
+        ),
+    )
+    asymptote_window: int = field(
+        default=5,
+        metadata=_option(
+            help="last k evaluations averaged for the asymptotic gain",
+            default="5",
+            kind=POSITIVE_INT,
+            metavar="K",
+        ),
+    )
+    name: str | None = field(
+        default=None,
+        metadata=_option(
+            help="experiment name",
+            default="<pair>-<algo>-<hash of the spec>",
+            kind=STR,
+        ),
+    )
+    knobs: dict[str, dict[str, Any]] = field(
+        default_factory=dict,
+        metadata=_option(
+            help="a method's knob, e.g. shaping.scale=0.5 (repeatable; docs/methods.md "
+            "lists the knobs)",
+            default="each knob's own default",
+            kind=KNOBS,
+            flags=("--knob", "--method-arg"),
+            metavar="METHOD.KNOB=VALUE",
+            aliases=("method_args",),
+        ),
+    )
+
+    @property
+    def method_args(self) -> dict[str, dict[str, Any]]:
+        """Former name of :attr:`knobs`."""
+        return self.knobs
+
+    given_as: ClassVar[dict[str, str]] = {}
+    """Fields given under an alias (field -> alias), set by :func:`spec_from` on the instance:
+    messages then name the flag spelled that way (``--method-arg`` for ``method_args``)."""
+
+    def flag(self, name: str) -> str:
+        """The command-line flag of field ``name``, as the user spelled it."""
+        option = options()[name]
+        flags = option.flags or ("--" + name.replace("_", "-"),)
+        alias = self.given_as.get(name)
+        if alias in option.aliases and option.aliases.index(alias) + 1 < len(flags):
+            return flags[option.aliases.index(alias) + 1]
+        return flags[0]
 
     def validate(self) -> None:
         """Check every field; raise :class:`SpecError` (or an envs / agents error) naming the bad
-        value. Nothing is written."""
+        value. Nothing is written.
+
+        Raises:
+            SpecError: a bad value (the flag to change is named).
+            UnknownPairError, UnknownAlgoError: an unknown name; the closest ones suggested.
+        """
+        from agents import ADAPTERS, get_adapter
+        from envs import get_pair
+        from rl_transfer.methods import get_method
+
         if not self.pairs:
             raise SpecError("no pair given; `rl-transfer pairs` lists them")
         for p in self.pairs:
@@ -99,7 +439,7 @@ class ExperimentSpec:
             raise SpecError("no method given; for example --methods policy,value")
         for m in self.methods:
             get_method(m)
-        self._check_method_args()
+        self._check_knobs()
         for algo in self.algos:
             adapter = get_adapter(algo)
             for m in self.methods:
@@ -145,29 +485,51 @@ class ExperimentSpec:
             raise SpecError(f"unknown backend {self.backend!r}; valid backends: local, ray")
         for pair in self.pair_objects():
             for algo in self.algos:
-                b = self.budget(pair, algo)
-                if b["eval_every"] > b["target_steps"]:
-                    raise SpecError(
-                        f"eval_every ({b['eval_every']}) is larger than target_steps "
-                        f"({b['target_steps']}): no evaluation after t = 0"
-                    )
+                self._check_eval_interval(pair, algo)
         if self.source_model is not None:
             self._check_source_model()
         _check_writable(self.output_dir(), "--out")
         _check_writable(Path(self.source_cache), "--source-cache")
         self.check_resumable()
 
-    def _check_method_args(self) -> None:
+    def _check_eval_interval(self, pair: EnvPair, algo: str) -> None:
+        """Raise SpecError when the evaluation interval in force exceeds the target budget in
+        force (either may come from the pair's budget rather than a flag)."""
+        b = self.budget(pair, algo)
+        every, steps = b["eval_every"], b["target_steps"]
+        if every <= steps:
+            return
+        where = f"{pair.name}/{algo}"
+        every_from = (
+            f"--eval-every {every}"
+            if self.eval_every is not None
+            else f"the evaluation interval of {where}'s budget ({every} steps)"
+        )
+        steps_from = (
+            f"--target-steps {steps}"
+            if self.target_steps is not None
+            else f"the target steps of {where}'s budget ({steps})"
+        )
+        raise SpecError(
+            f"{every_from} is larger than {steps_from}: no evaluation after t = 0; "
+            f"pass --eval-every {steps} or less, or raise --target-steps to {every} or more"
+        )
+
+    def _check_knobs(self) -> None:
+        from rl_transfer.methods import get_method
+
         used = {c for m in self.methods for c in m.split("+")}
-        for name, knobs in self.method_args.items():
+        for name, knobs in self.knobs.items():
             if name not in used:
                 raise SpecError(
-                    f"--method-arg for {name!r}, which is not among the methods "
+                    f"{self.flag('knobs')} for {name!r}, which is not among the methods "
                     f"({', '.join(self.methods)})"
                 )
             get_method(name).settings(knobs)
 
     def _check_source_model(self) -> None:
+        from agents import get_adapter
+
         path = Path(self.source_model)  # type: ignore[arg-type]
         if not path.is_file():
             raise SpecError(f"--source-model {path} does not exist")
@@ -218,7 +580,11 @@ class ExperimentSpec:
             raise SpecError(
                 f"--out {out} already holds files that are not an experiment; choose a new folder"
             )
-        old = (yaml.safe_load(old_path.read_text()) or {}).get("identity", {})
+        import yaml
+
+        old = dict((yaml.safe_load(old_path.read_text()) or {}).get("identity", {}))
+        if "method_args" in old and "knobs" not in old:  # written before knobs had this name
+            old["knobs"] = old.pop("method_args")
         new = self.identity()
         if old != new:
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -229,6 +595,13 @@ class ExperimentSpec:
         return True
 
     def pair_objects(self) -> list[EnvPair]:
+        """The registered pairs named by :attr:`pairs`.
+
+        Raises:
+            UnknownPairError: a name that is not registered.
+        """
+        from envs import get_pair
+
         return [get_pair(p) for p in self.pairs]
 
     @property
@@ -263,6 +636,8 @@ class ExperimentSpec:
 
     def identity(self) -> dict[str, Any]:
         """What determines the results: two specs with equal identity run the same runs."""
+        from agents import get_adapter
+
         return {
             "pairs": {
                 p.name: {**p.to_dict(), "budgets": {a: self.budget(p, a) for a in self.algos}}
@@ -285,12 +660,16 @@ class ExperimentSpec:
                 for a in self.algos
             },
             "source_model": _file_digest(self.source_model) if self.source_model else None,
-            "method_args": {k: dict(v) for k, v in sorted(self.method_args.items())},
+            "knobs": {k: dict(v) for k, v in sorted(self.knobs.items())},
         }
 
     def experiment_name(self) -> str:
         if self.name is None:
-            blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
+            identity = self.identity()
+            # hashed under the key's former name, so that the same command keeps finding the
+            # folder it named before the rename
+            identity["method_args"] = identity.pop("knobs")
+            blob = json.dumps(identity, sort_keys=True, default=str).encode()
             digest = hashlib.sha256(blob).hexdigest()[:8]
             self.name = f"{self.pairs[0]}-{'-'.join(self.algos)}-{digest}"
         return self.name
@@ -300,6 +679,8 @@ class ExperimentSpec:
 
     def resolved(self) -> dict[str, Any]:
         """The resolved spec as written to experiment.yaml."""
+        from rl_transfer.versions import package_versions
+
         identity = self.identity()
         return {
             "name": self.experiment_name(),
@@ -323,62 +704,64 @@ class ExperimentSpec:
 # Study files
 
 
-def _study_model():  # noqa: ANN202  (built lazily: pydantic is imported only for study files)
-    from typing import Literal
-
-    from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt
-
-    class StudyFile(BaseModel):
-        """A study written down as a YAML file; every key optional, same names as the flags."""
-
-        model_config = ConfigDict(extra="forbid")
-        name: str | None = None
-        pairs: list[str] | None = None
-        algos: list[str] | None = None
-        methods: list[str] | None = None
-        seeds: PositiveInt | Literal["auto"] | None = None
-        max_seeds: PositiveInt | None = None
-        seed_offset: NonNegativeInt | None = None
-        source_steps: PositiveInt | None = None
-        target_steps: PositiveInt | None = None
-        eval_every: PositiveInt | None = None
-        eval_episodes: PositiveInt | None = None
-        threshold: float | None = None
-        asymptote_window: PositiveInt | None = None
-        workers: PositiveInt | None = None
-        backend: str | None = None
-        method_args: dict[str, dict[str, float]] | None = None
-
-    return StudyFile
+def options() -> dict[str, Option]:
+    """Every field of :class:`ExperimentSpec` with its :class:`Option`, in declaration order."""
+    return {f.name: f.metadata["option"] for f in fields(ExperimentSpec)}
 
 
-STUDY_KEYS = (
-    "name",
-    "pairs",
-    "algos",
-    "methods",
-    "seeds",
-    "max_seeds",
-    "seed_offset",
-    "source_steps",
-    "target_steps",
-    "eval_every",
-    "eval_episodes",
-    "threshold",
-    "asymptote_window",
-    "workers",
-    "backend",
-    "method_args",
-)
+STUDY_KEYS: tuple[str, ...] = tuple(k for k, o in options().items() if o.study)
+"""The keys a study file may set (the names of the fields it may set)."""
+
+ALIASES: dict[str, str] = {a: k for k, o in options().items() for a in o.aliases}
+"""Other names of study keys and keywords -> the field's name (``algo`` -> ``algos``,
+``method_args`` -> ``knobs``)."""
+
+
+def _canonical(given: dict[str, Any], where: str) -> dict[str, Any]:
+    """``given`` with aliases replaced by the field's name; a list field given one name (or a
+    tuple) gets a list.
+
+    Raises:
+        SpecError: a key given under two names.
+    """
+    out = dict(given)
+    for alias, key in ALIASES.items():
+        if alias not in out:
+            continue
+        if key in out:
+            raise SpecError(f"{where}: {alias!r} and {key!r} are the same setting; give one")
+        out[key] = out.pop(alias)
+    for key, value in out.items():
+        if key in options() and options()[key].kind is NAMES and isinstance(value, str | tuple):
+            out[key] = [value] if isinstance(value, str) else list(value)
+    return out
+
+
+def _study_model() -> Any:
+    """The pydantic model of a study file, derived from the fields' :class:`Option` (built on
+    first use: pydantic is imported only for study files)."""
+    from pydantic import ConfigDict, create_model
+
+    return create_model(  # type: ignore[call-overload]
+        "StudyFile",
+        __config__=ConfigDict(extra="forbid"),
+        **{
+            name: (option.kind.study_type() | None, None)
+            for name, option in options().items()
+            if option.study
+        },
+    )
 
 
 def load_study(path: Path) -> dict[str, Any]:
     """Read and validate a study file; return the spec keyword arguments it sets.
 
     Raises:
-        SpecError: unreadable file, invalid YAML, an unknown key (closest valid key suggested) or a
-            value of the wrong type, in one line naming the file and the key.
+        SpecError: unreadable file, invalid YAML (``file:line:column: problem``), an unknown
+            key (closest valid key suggested) or a value of the wrong type, in one line naming
+            the file and the key.
     """
+    import yaml
     from pydantic import ValidationError
 
     try:
@@ -387,16 +770,13 @@ def load_study(path: Path) -> dict[str, Any]:
         raise SpecError(f"cannot read study file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise SpecError(
-            f"study file {path} is not valid YAML: {str(exc).splitlines()[0]}"
+            f"{yaml_error_message(path, exc)} (the study file is not valid YAML)"
         ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise SpecError(f"study file {path} must be a mapping of keys to values")
-    for singular, plural in (("pair", "pairs"), ("algo", "algos")):
-        if singular in data and plural not in data:
-            value = data.pop(singular)
-            data[plural] = [value] if isinstance(value, str) else value
+    data = _canonical(data, f"study file {path}")
     try:
         parsed = _study_model()(**data)
     except ValidationError as exc:
@@ -424,25 +804,28 @@ def load_study(path: Path) -> dict[str, Any]:
 def spec_from(study: Path | None = None, **overrides: Any) -> ExperimentSpec:
     """Build a spec from an optional study file and keyword overrides (None = not given).
 
-    ``algo`` is accepted as a shorthand for ``algos=[algo]``.
+    The keywords are :class:`ExperimentSpec`'s fields; ``algo``/``pair`` are accepted for
+    ``algos``/``pairs`` (one name or a list), ``method_args`` for ``knobs``.
 
     Raises:
-        SpecError: an unknown keyword argument.
+        SpecError: an unknown keyword argument, or one given under two names.
     """
     kwargs = load_study(study) if study is not None else {}
-    if "algo" in overrides:
-        algo = overrides.pop("algo")
-        if algo is not None:
-            overrides["algos"] = [algo] if isinstance(algo, str) else list(algo)
-    known = {f.name for f in fields(ExperimentSpec)}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    given_as = {ALIASES[k]: k for k in given if k in ALIASES}
+    overrides = _canonical(given, "experiment arguments")
+    known = set(options())
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise SpecError(f"unknown experiment argument(s) {unknown}; valid: {sorted(known)}")
-    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    kwargs.update(overrides)
     for key in ("out", "source_cache", "source_model"):
         if kwargs.get(key) is not None:
             kwargs[key] = Path(kwargs[key])
-    return ExperimentSpec(**kwargs)
+    spec = ExperimentSpec(**kwargs)
+    if given_as:
+        spec.given_as = given_as
+    return spec
 
 
 # ----------------------------------------------------------------------------------------------
@@ -492,6 +875,8 @@ def source_key(
     """Content hash of a source run: source variant, algo, hyperparameters, seed, steps, the
     checkpoint interval and the package versions -- or, for an imported model, the model file's
     digest (first 16 hex digits of SHA-256)."""
+    from rl_transfer.versions import package_versions
+
     payload: dict[str, Any] = {
         "source": {
             "family": pair.source.family,

@@ -79,7 +79,9 @@ class TargetJob:
     hyperparams: Mapping[str, Any]
     dir: Path
     source: SourceJob | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    knobs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Knob values given per method name (``{"shaping": {"scale": 0.5}}``); defaults fill the
+    rest."""
     transfer: TransferMethod | None = None
     """The method object (resolved from ``method`` when not given). It travels with the job, so
     a method registered in the parent process runs in worker processes too."""
@@ -297,7 +299,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     assert job.transfer is not None
     method = job.transfer.fresh()
     adapter = get_adapter(job.algo)
-    knobs = method.settings_from(job.extra.get("method_args"))
+    knobs = method.settings_from(job.knobs)
     overrides = method.hyperparam_overrides(adapter, job.hyperparams)
     run = TargetRun(job.pair, job.algo, job.seed, job.hyperparams, adapter, knobs)
     transfer = TransferReport(

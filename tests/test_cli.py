@@ -1,7 +1,12 @@
 """The CLI end to end, run as a subprocess on real files."""
 
 import csv
+import inspect
+import io
 import json
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -190,6 +195,18 @@ def test_report_rebuilds_the_same_summary(tiny_experiment, tmp_path):
         (["--seed-offset", "-1"], "must be an integer >= 0, got -1"),
         (["--methods", "scratch"], "seeds 'auto' decides transfer-vs-scratch comparisons"),
         (["--seeds", "4", "--max-seeds", "7"], "--max-seeds applies to --seeds auto"),
+        (["--knob", "shaping"], "expected METHOD.KNOB=VALUE"),
+        (["--method-arg", "shaping.scale"], "expected METHOD.KNOB=VALUE"),
+        (["--knob", "shaping.scale=0.5"], "--knob for 'shaping', which is not among the methods"),
+        # the pair's hidden evaluation interval (2000) against a smaller target budget
+        (
+            ["--target-steps", "1000"],
+            "pass --eval-every 1000 or less, or raise --target-steps to 2000 or more",
+        ),
+        (
+            ["--eval-every", "200000"],
+            "pass --eval-every 100000 or less, or raise --target-steps to 200000 or more",
+        ),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, message):
@@ -399,3 +416,285 @@ def test_source_segment_is_measured_on_the_target(tiny_experiment):
         assert r["source_segment"] == ["measured"]
         # total-time jumpstart: the untrained source against the untrained scratch learner
         assert r["metrics"]["jumpstart_total_time"]["per_seed"] == [0.0, 0.0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Errors, flags, help
+
+
+def _error_classes():
+    import rl_transfer.errors as errors
+
+    return [
+        c
+        for _, c in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(c, BaseException) and c.__module__ == errors.__name__
+    ]
+
+
+def test_every_error_is_an_rl_transfer_error_with_the_documented_exit_code():
+    import agents
+    import envs
+    import envs.errors
+    import rl_transfer.errors as errors
+
+    classes = _error_classes()
+    assert len(classes) == 13
+    assert all(issubclass(c, errors.RLTransferError) for c in classes)
+    # the old import places give the same classes
+    assert agents.TransferError is errors.TransferError
+    assert agents.UnknownAlgoError is errors.UnknownAlgoError
+    for name in ("EnvsError", "ParameterError", "UnknownFamilyError", "UnknownPairError"):
+        assert getattr(envs, name) is getattr(envs.errors, name) is getattr(errors, name)
+    assert issubclass(errors.SpecError, ValueError) and issubclass(errors.EnvsError, ValueError)
+    # the module docstring's table is the exit_code attributes, class by class
+    table = dict(re.findall(r"^(\w+Error)\s+(\d+)\s", errors.__doc__, re.MULTILINE))
+    assert {c.__name__: c.exit_code for c in classes} == {k: int(v) for k, v in table.items()}
+    assert errors.SpecError.exit_code == 2 and errors.UnknownPairError.exit_code == 2
+
+
+@pytest.mark.parametrize("name", [c.__name__ for c in _error_classes()])
+def test_cli_maps_each_error_to_its_exit_code_in_one_line(tmp_path, name):
+    import rl_transfer.errors as errors
+
+    code = (
+        "import sys\n"
+        "import rl_transfer.cli as cli\n"
+        "import rl_transfer.errors as errors\n"
+        "def fail(args):\n"
+        f"    raise errors.{name}('the thing went wrong')\n"
+        "cli._cmd_report = fail\n"
+        "sys.exit(cli.main(['report', 'somewhere']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == getattr(errors, name).exit_code
+    assert proc.stderr == "error: the thing went wrong\n"
+
+
+def test_a_vecnormalize_config_is_a_spec_error_not_a_transfer_error():
+    from agents import get_adapter
+    from rl_transfer.errors import SpecError, TransferError
+
+    with pytest.raises(SpecError, match="VecNormalize") as info:
+        get_adapter("ppo").check_hyperparams({"normalize": True})
+    assert not isinstance(info.value, TransferError)
+
+
+def test_help_pairs_and_compare_import_neither_torch_nor_sb3(tmp_path):
+    code = (
+        "import contextlib, io, sys\n"
+        "import rl_transfer.cli as cli\n"
+        "for argv in (['--help'], ['run', '--help'], ['pairs', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            cli.build_parser().parse_args(argv)\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert cli.main(['pairs', '--json']) == 0\n"
+        "import rl_transfer\n"
+        "rl_transfer.compare\n"
+        "print(sorted(m for m in ('torch', 'stable_baselines3') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_report_imports_no_stable_baselines3(tiny_experiment, tmp_path):
+    """``report`` reads folders: no agent code (torch itself comes only with the TensorBoard
+    views, which torch.utils.tensorboard writes)."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_experiment, copy)
+    code = (
+        "import contextlib, io, sys\n"
+        "import rl_transfer.cli as cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert cli.main(['report', 'copy']) == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('stable_baselines3', "
+        "'agents')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def _subparsers():
+    import argparse
+
+    from rl_transfer.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices
+
+
+def test_every_flag_shows_its_default_in_help():
+    import argparse
+
+    for command, parser in _subparsers().items():
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+                continue
+            if not action.option_strings and action.nargs in (None, "+"):
+                continue  # a required argument has no default
+            assert "(default: " in (action.help or ""), (command, action.option_strings)
+    text = _subparsers()["run"].format_help()
+    budget = "default: the pair's budget (`rl-transfer pairs show NAME`)"
+    for flag in ("--source-steps", "--target-steps", "--eval-every"):
+        (line,) = [x for x in text.split("\n  -")[1:] if x.startswith(flag[1:])]
+        assert budget in " ".join(line.split()), flag
+
+
+def test_run_flags_and_study_keys_come_from_the_spec_fields():
+    from dataclasses import fields
+
+    from rl_transfer.spec import STUDY_KEYS, ExperimentSpec, _study_model, options
+
+    run = _subparsers()["run"]
+    dests = {a.dest for a in run._actions}
+    names = [f.name for f in fields(ExperimentSpec)]
+    assert set(names) <= dests  # one flag per field
+    assert set(STUDY_KEYS) == set(_study_model().model_fields) <= set(names)
+    assert [k for k in names if options()[k].study] == list(STUDY_KEYS)
+    assert "--knob" in run.format_help() and "--method-arg" not in run.format_help()
+
+
+def test_knobs_old_spellings_still_work(tmp_path):
+    from rl_transfer.cli import _spec_kwargs, build_parser
+    from rl_transfer.spec import load_study, spec_from
+
+    for flag, key in (("--knob", "knobs"), ("--method-arg", "method_args")):
+        args = build_parser().parse_args(["run", flag, "shaping.scale=0.5"])
+        assert _spec_kwargs(args)[key] == {"shaping": {"scale": "0.5"}}
+        spec = spec_from(**_spec_kwargs(args))
+        assert spec.knobs == {"shaping": {"scale": "0.5"}}
+        assert spec.flag("knobs") == flag  # messages name the flag as the user spelled it
+    both = build_parser().parse_args(
+        ["run", "--knob", "shaping.scale=0.5", "--method-arg", "kickstart.weight=0.2"]
+    )
+    assert _spec_kwargs(both)["knobs"] == {
+        "shaping": {"scale": "0.5"},
+        "kickstart": {"weight": "0.2"},
+    }
+    for key in ("knobs", "method_args"):
+        (tmp_path / "study.yaml").write_text(
+            f"methods: [shaping]\n{key}:\n  shaping:\n    scale: 0.5\n"
+        )
+        assert load_study(tmp_path / "study.yaml")["knobs"] == {"shaping": {"scale": 0.5}}
+    new = spec_from(methods=["shaping"], knobs={"shaping": {"scale": 0.5}})
+    old = spec_from(methods=["shaping"], method_args={"shaping": {"scale": 0.5}})
+    assert new == old and old.method_args == old.knobs
+    assert "knobs" in new.identity() and "method_args" not in new.identity()
+    from rl_transfer.errors import SpecError
+
+    with pytest.raises(SpecError, match="same setting"):
+        spec_from(knobs={}, method_args={"shaping": {"scale": 0.5}})
+
+
+def test_an_experiment_yaml_with_method_args_still_resumes(tmp_path):
+    import yaml
+
+    from rl_transfer.errors import SpecError
+    from rl_transfer.runner import write_spec
+    from rl_transfer.spec import spec_from
+
+    def spec(scale):
+        return spec_from(
+            methods=["shaping"],
+            seeds=2,
+            knobs={"shaping": {"scale": scale}},
+            out=tmp_path / "exp",
+            source_cache=tmp_path / "src",
+        )
+
+    write_spec(spec(0.5), tmp_path / "exp")
+    path = tmp_path / "exp/experiment.yaml"
+    written = yaml.safe_load(path.read_text())
+    assert written["identity"]["knobs"] == {"shaping": {"scale": 0.5}}
+    written["identity"]["method_args"] = written["identity"].pop("knobs")  # an older folder
+    path.write_text(yaml.safe_dump(written))
+    assert spec(0.5).check_resumable() is True
+    with pytest.raises(SpecError, match=r"differs in: knobs"):
+        spec(0.25).check_resumable()
+
+
+def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    (tmp_path / "study.yaml").write_text("seeds: 2\nmethods: [policy\n")
+    proc = cli("run", "study.yaml", "--source-cache", "src", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: study.yaml:3:1: expected ',' or ']'"), proc.stderr
+    (tmp_path / "bad.yaml").write_text("pairs:\n  - name: x\n    source: a\n     b: c\n")
+    proc = cli("pairs", "--pairs-file", "bad.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: bad.yaml:4:7: mapping values are not allowed"), (
+        proc.stderr
+    )
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_progress_without_a_terminal_prints_plain_lines():
+    from rl_transfer.runner import Display
+
+    out = io.StringIO()
+    display = Display(total=2, reused=0, quiet=False, stream=out, status_every=0.0)
+    display.started("source p/ppo/seed_0")
+    display.tick()
+    display.finish("source p/ppo/seed_0")
+    display.retrying("p/ppo/policy/seed_0")
+    display.finish("p/ppo/policy/seed_0", "failed")
+    display.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "[0/2 runs done, 0:00 elapsed]"
+    assert re.fullmatch(r"\[1/2\] source p/ppo/seed_0 done \(\d+ s\)", lines[1])
+    assert lines[2:] == [
+        "retrying p/ppo/policy/seed_0 (worker died)",
+        "[2/2] p/ppo/policy/seed_0 failed",
+    ]
+    quiet = io.StringIO()
+    display = Display(total=1, reused=0, quiet=True, stream=quiet, status_every=0.0)
+    display.tick()
+    display.finish("x")
+    display.retrying("y")
+    assert quiet.getvalue() == "retrying y (worker died)\n"  # a retry is shown even quiet
+    slow = io.StringIO()
+    display = Display(total=1, reused=0, quiet=False, stream=slow)  # every 30 s: not yet
+    display.tick()
+    assert slow.getvalue() == ""
+
+
+def test_a_piped_run_reports_each_finished_run(tmp_path):
+    proc = run_exp(
+        tmp_path,
+        "--seeds",
+        "1",
+        "--methods",
+        "policy",
+        "--source-steps",
+        "256",
+        "--target-steps",
+        "256",
+        "--eval-every",
+        "256",
+        "--eval-episodes",
+        "1",
+        "--workers",
+        "2",
+    )
+    assert proc.returncode == 0, proc.stderr
+    done = [line for line in proc.stderr.splitlines() if re.match(r"\[\d/3\] ", line)]
+    assert [line[:5] for line in done] == ["[1/3]", "[2/3]", "[3/3]"], proc.stderr
+    assert all(re.fullmatch(r"\[\d/3\] .+ done \(\d+ s\)", line) for line in done), done
+    assert {line.split(" ", 1)[1].rsplit(" done", 1)[0] for line in done} == {
+        "source cartpole-long-pole/ppo/seed_0",
+        "cartpole-long-pole/ppo/scratch/seed_0",
+        "cartpole-long-pole/ppo/policy/seed_0",
+    }

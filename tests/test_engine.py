@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import TINY, cli, read_json
 
+from rl_transfer.errors import FolderLockedError
 from rl_transfer.runner import FolderLock
 
 ROOT_ARGS = ["--source-cache", "sources"]
@@ -42,6 +43,36 @@ def _done_runs(exp: Path) -> list[Path]:
     return done
 
 
+def _workers(pid: int) -> list[int]:
+    """The pool worker processes of the rl-transfer process ``pid``."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    found = []
+    for child in out.stdout.split():
+        try:
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "spawn_main" in cmd and "resource_tracker" not in cmd:
+            found.append(int(child))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)
+
+
 def _eval_steps_in_tensorboard(run_dir: Path) -> list[int]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -64,6 +95,8 @@ def test_interrupt_mid_grid_then_rerun_equals_uninterrupted(tiny_experiment, tmp
     while time.time() < deadline and len(_done_runs(exp)) < 1 and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "the experiment finished before it could be killed"
+    workers = _workers(proc.pid)
+    assert workers, "no worker process found"
     os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     if sig != signal.SIGKILL:
@@ -71,7 +104,8 @@ def test_interrupt_mid_grid_then_rerun_equals_uninterrupted(tiny_experiment, tmp
         assert "Traceback" not in err
     done_before = len(_done_runs(exp))
     assert 1 <= done_before < 6
-    time.sleep(0.5)  # workers die with their parent (PR_SET_PDEATHSIG)
+    # workers die with their parent (PR_SET_PDEATHSIG), however it ended
+    _wait_until(lambda: not any(_alive(w) for w in workers), 30, "the workers are gone")
     again = cli("run", *TINY, "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert f"{done_before} finished run(s) reused" in again.stderr
@@ -85,22 +119,28 @@ def test_interrupt_mid_grid_then_rerun_equals_uninterrupted(tiny_experiment, tmp
 
 
 def test_kill_9_of_one_worker_is_retried(tiny_experiment, tmp_path):
+    """kill -9 of a worker in the middle of a source pretraining (seen from the study's own
+    files: the source's temporary folder, named after the worker's pid): the run is retried
+    (said on stderr, counted in its run.json) and the results equal an uninterrupted run's."""
     proc = _start(tmp_path)
-    deadline = time.time() + 120
-    victim = None
-    while time.time() < deadline and victim is None:
-        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
-        for pid in out.stdout.split():
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-            if "resource_tracker" not in cmd and "spawn_main" in cmd:
-                victim = int(pid)
-                break
-        time.sleep(0.2)
-    assert victim is not None, "no worker process found"
-    time.sleep(1.0)  # let it start a run
-    os.kill(victim, signal.SIGKILL)
+    sources = tmp_path / "sources"
+
+    def training() -> list[Path]:
+        assert proc.poll() is None, "the experiment ended before a source started"
+        return sorted(sources.glob(".*.tmp-*")) if sources.is_dir() else []
+
+    _wait_until(training, 120, "a source pretraining has started")
+    folder = training()[0]  # .<source key>.tmp-<pid of the worker training it>
+    key, pid = folder.name[1:].rsplit(".tmp-", 1)
+    assert int(pid) in _workers(proc.pid)
+    os.kill(int(pid), signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
+    killed = read_json(sources / key / "run.json")
+    label = f"source cartpole-long-pole/ppo/seed_{killed['seed']}"
+    assert f"retrying {label} (worker died)" in err, err
+    assert killed["attempts"] == 2
+    assert not folder.exists()  # the killed attempt's folder was cleaned up
     assert _results(tmp_path / "exp") == _results(tiny_experiment)
 
 
@@ -183,8 +223,9 @@ def test_folder_lock_refuses_a_second_writer(tmp_path):
     exp = tmp_path / "exp"
     with FolderLock(exp):
         proc = cli("run", *TINY, "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
-    assert proc.returncode == 2
+    assert proc.returncode == FolderLockedError.exit_code
     assert proc.stderr.startswith("error: ") and "being written by another" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
     assert str(os.getpid()) in proc.stderr
     assert [p.name for p in exp.iterdir()] == [".lock"]
 
@@ -238,6 +279,7 @@ def test_study_file_runs_and_flags_override_it(tmp_path):
         ("seeds: -1\n", "seeds: expected a positive integer or 'auto' (got -1)"),
         ("seeds: some\n", "seeds: expected a positive integer or 'auto' (got 'some')"),
         ("max_seeds: 0\n", "max_seeds: Input should be greater than 0 (got 0)"),
+        ("seeds: [1\n", "study.yaml:2:1: expected ',' or ']', but got '<stream end>'"),
         ("seeds: [1\n", "is not valid YAML"),
         ("pairs: [cartpole-longpole]\n", "unknown pair 'cartpole-longpole'"),
         ("- a\n- b\n", "must be a mapping"),

@@ -143,9 +143,9 @@ def test_a_plugin_package_adds_a_method_and_a_family_through_entry_points(tmp_pa
     assert proc.returncode == 0, proc.stderr
     runs = tmp_path / "exp/pole-longer/ppo"
     alone = read_json(runs / "critic-only/seed_0/transfer_report.json")
-    assert alone["critic_only"] == {"tensors": 4, "unused": 1.5}
+    assert alone["critic_only"] == {"tensors": 6, "unused": 1.5}
     combined = read_json(runs / "policy+critic-only/seed_0/transfer_report.json")
-    assert combined["critic_only"]["tensors"] == 4
+    assert combined["critic_only"]["tensors"] == 6
     assert {t["name"].split(".")[0] for t in combined["copied"]} == {
         "mlp_extractor",
         "action_net",

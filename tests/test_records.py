@@ -70,7 +70,7 @@ def test_a_missing_field_or_bad_json_is_named(tmp_path):
         TargetRecord.read(tmp_path / "run.json")
     assert run_status(tmp_path) is None  # an unfinished write: the run is not done
     (tmp_path / "experiment.yaml").write_text("name: x\nidentity: [\n")
-    with pytest.raises(RecordError, match=r"experiment.yaml:3:1: invalid YAML"):
+    with pytest.raises(RecordError, match=r"invalid YAML: .*experiment.yaml:3:1: "):
         ExperimentRecord.read(tmp_path / "experiment.yaml")
 
 

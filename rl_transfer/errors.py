@@ -15,6 +15,7 @@ PairError                   2          invalid pair definition or pairs file
 UnknownAlgoError            2          no agent adapter has this algorithm name
 TransferError               3          a transfer that cannot be done (shapes, nothing moved)
 RecordError                 4          a results file that cannot be read, unknown schema
+SchemaVersionError          4          a results file from a newer rl_transfer (upgrade)
 BackendError                5          the execution backend is missing or unreachable (Ray)
 FolderLockedError           6          the experiment folder is in use by another process
 SB3CompatibilityError       7          the installed stable-baselines3 changed an internal used
@@ -98,6 +99,11 @@ class RecordError(RLTransferError):
     exit_code = 4
 
 
+class SchemaVersionError(RecordError):
+    """A results file written by a newer rl_transfer (a ``schema_version`` this one does not
+    know): upgrade to read it."""
+
+
 class BackendError(RLTransferError):
     """The execution backend is missing or unreachable (Ray not installed, no cluster at the
     address given)."""
@@ -142,6 +148,7 @@ __all__ = [
     "ParameterError",
     "RLTransferError",
     "RecordError",
+    "SchemaVersionError",
     "SB3CompatibilityError",
     "SpecError",
     "TransferError",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from rl_transfer.errors import RecordError, yaml_error_message
+from rl_transfer.errors import RecordError, SchemaVersionError, yaml_error_message
 from rl_transfer.io import write_json
 
 SCHEMA_VERSION = 2
@@ -40,6 +40,8 @@ class Record:
     """Base of the records: ``to_dict`` / ``from_dict`` / ``write`` / ``read``."""
 
     FILE: ClassVar[str] = ""
+    OPTIONAL: ClassVar[tuple[str, ...]] = ()
+    """Fields left out of the file when None."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys the record does not declare, kept as read."""
 
@@ -48,8 +50,9 @@ class Record:
         ``extra``."""
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
         for f in dataclasses.fields(self):
-            if f.name != "extra":
-                out[f.name] = getattr(self, f.name)
+            value = getattr(self, f.name)
+            if f.name != "extra" and not (value is None and f.name in self.OPTIONAL):
+                out[f.name] = value
         out.update(self.extra)
         return out
 
@@ -70,7 +73,7 @@ class Record:
                 f"{where}: schema_version must be a positive integer, got {version!r}"
             )
         if version > SCHEMA_VERSION:
-            raise RecordError(
+            raise SchemaVersionError(
                 f"{where} has schema_version {version}, newer than this rl_transfer reads "
                 f"(up to {SCHEMA_VERSION}): upgrade rl_transfer to read it"
             )
@@ -120,6 +123,7 @@ class SourceRecord(Record):
     """``run.json`` of a pretrained source in the source cache. Steps are source env steps."""
 
     FILE: ClassVar[str] = "run.json"
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("attempts",)
     kind: str = "source"
     key: str
     pair: str
@@ -135,6 +139,8 @@ class SourceRecord(Record):
     versions: dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
     status: str = "done"
+    attempts: int | None = None
+    """Times the pretraining was started when its worker died (absent: once)."""
 
 
 @dataclass(kw_only=True)
@@ -144,6 +150,7 @@ class TargetRecord(Record):
     otherwise. Steps are target env steps; times in seconds."""
 
     FILE: ClassVar[str] = "run.json"
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("error", "traceback", "attempts")
     kind: str = "target"
     pair: str
     algo: str
@@ -167,6 +174,8 @@ class TargetRecord(Record):
     wall_time_s: float = 0.0
     eval_time_s: float = 0.0
     n_evaluations: int = 0
+    attempts: int | None = None
+    """Times the run was started when its worker died (absent: once)."""
 
     @property
     def done(self) -> bool:
@@ -174,15 +183,10 @@ class TargetRecord(Record):
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
-        if self.status == "done":
-            out.pop("error")
-            out.pop("traceback")
-        else:  # a failed run records what it is and why, nothing else
-            keep = ("schema_version", "kind", "pair", "algo", "method", "seed", "status", "error")
-            out = {k: out[k] for k in keep} | (
-                {"traceback": self.traceback} if self.traceback else {}
-            )
-            out.update(self.extra)
+        if self.status != "done":  # a failed run records what it is and why, nothing else
+            keep = ("schema_version", "kind", "pair", "algo", "method", "seed", "status")
+            keep += self.OPTIONAL + tuple(self.extra)
+            out = {k: v for k, v in out.items() if k in keep}
         return out
 
 
@@ -194,6 +198,7 @@ class TransferReport(Record):
     ``reuse``, ``kickstart``, a plugin's own), written at the top level beside the fields."""
 
     FILE: ClassVar[str] = "transfer_report.json"
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("source", "source_segment")  # scratch has no source
     method: str
     doc: str
     parts: list[str] = field(default_factory=list)
@@ -208,13 +213,6 @@ class TransferReport(Record):
     @property
     def sections(self) -> dict[str, Any]:
         return self.extra
-
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        for key in ("source", "source_segment"):  # scratch has no source
-            if out[key] is None:
-                del out[key]
-        return out
 
     def add(self, entries: dict[str, Any]) -> None:
         """Merge a method's entries (a declared field, such as ``optimizer_state``, is set)."""

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agents import get_adapter
-from rl_transfer.errors import BackendError, FolderLockedError
-from rl_transfer.io import read_json, write_json, write_text
+from rl_transfer.errors import BackendError, FolderLockedError, RecordError
+from rl_transfer.io import read_json
 from rl_transfer.methods import get_method
+from rl_transfer.records import ExperimentRecord, SourceRecord, TargetRecord, run_status
 from rl_transfer.spec import ExperimentSpec, default_workers, source_key
 from rl_transfer.train import SourceJob, TargetJob, record_failure, train_source, train_target
 
@@ -129,11 +130,10 @@ def plan(
 
 
 def _done_info(folder: Path) -> dict[str, Any] | None:
-    try:
-        info = read_json(folder / "run.json")
-    except (OSError, ValueError):
+    """The run.json content of a finished run in ``folder``; None when not finished."""
+    if run_status(folder) != "done":
         return None
-    return info if info.get("status") == "done" else None
+    return read_json(folder / "run.json")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,9 +330,8 @@ class _Scheduler:
         return out
 
     def done(self, kind: str, job: Any, info: dict[str, Any]) -> None:
-        if "pair" not in info and kind == "target":
-            info = record_failure(job, info["error"])
-        info = self._count_attempts(job, info)
+        """``job`` ended with ``info``: its run.json content, or :func:`failure`'s."""
+        info = self._count_attempts(kind, job, info)
         took = None if info.get("reused") else info.get("wall_time_s")  # reused: not run now
         self.display.finish(job.label, info.get("status", "failed"), took)
         if kind == "source":
@@ -345,16 +344,18 @@ class _Scheduler:
         else:
             self.results.append(info)
 
-    def _count_attempts(self, job: Any, info: dict[str, Any]) -> dict[str, Any]:
+    def _count_attempts(self, kind: str, job: Any, info: dict[str, Any]) -> dict[str, Any]:
         """A job run more than once gets ``attempts`` in its run.json (and in ``info``)."""
         n = self.attempts.get(job.label, 1)
         if n <= 1:
             return info
+        record_cls = TargetRecord if kind == "target" else SourceRecord
         try:
-            on_disk = read_json(job.dir / "run.json")
-        except (OSError, ValueError):  # a source that never got its folder: nothing to annotate
+            record = record_cls.read(job.dir / "run.json")
+        except RecordError:  # a source that never got its folder: nothing to annotate
             return {**info, "attempts": n}
-        write_json(job.dir / "run.json", {**on_disk, "attempts": n})
+        record.attempts = n
+        record.write(job.dir)
         return {**info, "attempts": n}
 
     def died(self, kind: str, job: Any, error: str) -> None:
@@ -364,7 +365,16 @@ class _Scheduler:
             self.display.retrying(job.label)
             self.ready.append((kind, job))
         else:
-            self.done(kind, job, {"status": "failed", "error": error})
+            self.done(kind, job, failure(kind, job, error))
+
+
+def failure(kind: str, job: Any, error: str) -> dict[str, Any]:
+    """The result of a job whose worker died: a target's failure is recorded in its run.json
+    (:func:`~rl_transfer.train.record_failure`); a source's is returned only (its dependent
+    targets record it)."""
+    if kind == "target":
+        return record_failure(job, error)
+    return {"kind": "source", "status": "failed", "error": error}
 
 
 def _call(kind: str, job: Any) -> dict[str, Any]:
@@ -481,7 +491,7 @@ def execute_ray(
                 try:
                     info = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001  (the task's worker died)
-                    info = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+                    info = failure(kind, job, f"{type(exc).__name__}: {exc}")
                 sched.done(kind, job, info)
     except BaseException:
         for ref in running:
@@ -511,17 +521,8 @@ def _drain(q: Any, display: Display) -> None:
 
 
 def write_spec(spec: ExperimentSpec, root: Path) -> None:
-    """Write experiment.yaml (the resolved spec) atomically."""
-    import yaml
-
-    class _NoAliases(yaml.SafeDumper):  # a shared value is written out, not as &id001 / *id001
-        def ignore_aliases(self, data: Any) -> bool:
-            return True
-
-    write_text(
-        root / "experiment.yaml",
-        yaml.dump(spec.resolved(), Dumper=_NoAliases, sort_keys=False),
-    )
+    """Write experiment.yaml (the resolved spec, :class:`ExperimentRecord`) atomically."""
+    ExperimentRecord(**spec.resolved()).write(root)
 
 
 class FolderLock:

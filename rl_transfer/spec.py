@@ -580,9 +580,9 @@ class ExperimentSpec:
             raise SpecError(
                 f"--out {out} already holds files that are not an experiment; choose a new folder"
             )
-        import yaml
+        from rl_transfer.records import ExperimentRecord
 
-        old = dict((yaml.safe_load(old_path.read_text()) or {}).get("identity", {}))
+        old = dict(ExperimentRecord.read(old_path).identity or {})
         if "method_args" in old and "knobs" not in old:  # written before knobs had this name
             old["knobs"] = old.pop("method_args")
         new = self.identity()

@@ -505,9 +505,9 @@ def test_help_pairs_and_compare_import_neither_torch_nor_sb3(tmp_path):
     assert out.stdout.strip() == "[]"
 
 
-def test_report_imports_no_stable_baselines3(tiny_experiment, tmp_path):
-    """``report`` reads folders: no agent code (torch itself comes only with the TensorBoard
-    views, which torch.utils.tensorboard writes)."""
+def test_report_imports_neither_torch_nor_stable_baselines3(tiny_experiment, tmp_path):
+    """``report`` reads folders and writes tables, plots and TensorBoard views (through
+    TensorBoard's own event writer): no torch, no agent code."""
     import shutil
 
     copy = tmp_path / "copy"
@@ -517,8 +517,8 @@ def test_report_imports_no_stable_baselines3(tiny_experiment, tmp_path):
         "import rl_transfer.cli as cli\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    assert cli.main(['report', 'copy']) == 0\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('stable_baselines3', "
-        "'agents')))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', "
+        "'stable_baselines3', 'agents')))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rl_transfer.io import write_json, write_text
+from rl_transfer.io import write_text
+from rl_transfer.records import Summary
 from rl_transfer.reports.console import (
     compare_table,
     decision_line,
@@ -101,7 +102,7 @@ def write_reports(root: Path) -> dict[str, Any]:
     loaded = load_experiment(root)  # read once, used by every writer below
     spec = loaded[0]
     summary = summarize(root, loaded)
-    write_json(root / "summary.json", summary)
+    Summary(**summary).write(root)
     write_text(root / "metrics.csv", metrics_csv(summary))
     plot_curves(root, summary, loaded)
     plot_forward_transfer(root, summary)

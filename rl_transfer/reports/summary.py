@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from rl_transfer.comparison import comparison_from_seeds, metric_keys
-from rl_transfer.errors import SpecError
+from rl_transfer.errors import RecordError, SchemaVersionError, SpecError
 from rl_transfer.io import SEQUENTIAL_FILE, SOURCE_CURVE_FILE, read_json
 from rl_transfer.metrics import Curve, curve_from_evaluations, normalized_area, seed_metrics
+from rl_transfer.records import ExperimentRecord, TargetRecord
 from rl_transfer.reports.console import (
     TABLE_METRICS,
     censored_footnote,
@@ -82,13 +82,14 @@ def load_experiment(root: Path) -> tuple[dict[str, Any], list[RunData]]:
     spec_path = root / "experiment.yaml"
     if not spec_path.is_file():
         raise SpecError(f"{root} is not an experiment folder (no experiment.yaml in it)")
-    with open(spec_path) as fh:
-        spec = yaml.safe_load(fh)
+    spec = ExperimentRecord.read(spec_path).to_dict()
     runs = []
     for run_json in sorted(root.glob("*/*/*/seed_*/run.json")):
         try:
-            info = read_json(run_json)
-        except ValueError:
+            info = TargetRecord.read(run_json).to_dict()
+        except SchemaVersionError:
+            raise
+        except RecordError:  # not written through (run.json is written last): not a run yet
             continue
         curve = source_curve = None
         if info.get("status") == "done":

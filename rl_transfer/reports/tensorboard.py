@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,17 +55,116 @@ def views_dir(root: Path) -> Path:
     return Path(root) / VIEWS_DIR
 
 
-def _write_events(folder: Path, write: Callable[[Any], None]) -> None:
-    """Write one events file with ``write(writer)`` (a torch ``SummaryWriter``) and move it to
-    ``folder/REPORT_EVENTS`` (created if missing), replacing the previous one atomically."""
-    from torch.utils.tensorboard import SummaryWriter
+class _Events:
+    """One events file written with TensorBoard's own writer and protocol buffers (the same
+    records ``torch.utils.tensorboard`` writes, without importing torch or TensorFlow)."""
 
+    def __init__(self, folder: Path) -> None:
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        self._writer = EventFileWriter(str(folder))
+
+    def summary(self, summary: Any, step: int = 0) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+
+        self._writer.add_event(Event(summary=summary, wall_time=time.time(), step=int(step)))
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        self.summary(Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]), step)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _plugin_summary(tag: str, plugin: str, content: bytes = b"", tensor: Any = None) -> Any:
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+
+    meta = SummaryMetadata(
+        plugin_data=SummaryMetadata.PluginData(plugin_name=plugin, content=content)
+    )
+    return Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
+
+
+def _hparams(
+    values: Mapping[str, Any], metrics: Iterable[str], discrete: Mapping[str, list[Any]] | None
+) -> tuple[Any, Any, Any]:
+    """The HParams plugin's three summaries (experiment, session start, session end) for one
+    run's hyperparameter ``values`` (numbers or strings) and metric tags, as
+    ``torch.utils.tensorboard.summary.hparams`` builds them."""
+    from google.protobuf import struct_pb2
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    infos, start = [], plugin_data_pb2.SessionStartInfo()
+    for k, v in values.items():
+        kind, field = (
+            ("DATA_TYPE_STRING", "string_value")
+            if isinstance(v, str)
+            else ("DATA_TYPE_FLOAT64", "number_value")
+        )
+        setattr(start.hparams[k], field, v)
+        domain = None
+        if discrete and k in discrete:
+            domain = struct_pb2.ListValue(
+                values=[struct_pb2.Value(**{field: d}) for d in discrete[k]]
+            )
+        infos.append(
+            api_pb2.HParamInfo(name=k, type=api_pb2.DataType.Value(kind), domain_discrete=domain)
+        )
+    experiment = api_pb2.Experiment(
+        hparam_infos=infos,
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in metrics],
+    )
+    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value("STATUS_SUCCESS"))
+    version = metadata.PLUGIN_DATA_VERSION
+
+    def wrap(tag: str, **content: Any) -> Any:
+        data = plugin_data_pb2.HParamsPluginData(version=version, **content)
+        return _plugin_summary(tag, metadata.PLUGIN_NAME, data.SerializeToString())
+
+    return (
+        wrap(metadata.EXPERIMENT_TAG, experiment=experiment),
+        wrap(metadata.SESSION_START_INFO_TAG, session_start_info=start),
+        wrap(metadata.SESSION_END_INFO_TAG, session_end_info=end),
+    )
+
+
+def _custom_scalars(layout: Mapping[str, Mapping[str, list[str]]]) -> Any:
+    """The Custom Scalars layout summary: category -> chart title -> tag regexes (multiline)."""
+    from tensorboard.compat.proto.tensor_pb2 import TensorProto
+    from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    proto = layout_pb2.Layout(
+        category=[
+            layout_pb2.Category(
+                title=category,
+                chart=[
+                    layout_pb2.Chart(
+                        title=title, multiline=layout_pb2.MultilineChartContent(tag=tags)
+                    )
+                    for title, tags in charts.items()
+                ],
+            )
+            for category, charts in layout.items()
+        ]
+    )
+    tensor = TensorProto(
+        dtype="DT_STRING", string_val=[proto.SerializeToString()], tensor_shape=TensorShapeProto()
+    )
+    return _plugin_summary("custom_scalars__config__", "custom_scalars", tensor=tensor)
+
+
+def _write_events(folder: Path, write: Callable[[_Events], None]) -> None:
+    """Write one events file with ``write(events)`` and move it to ``folder/REPORT_EVENTS``
+    (created if missing), replacing the previous one atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".tb-"))
     try:
-        writer = SummaryWriter(log_dir=str(tmp))
-        write(writer)
-        writer.close()
+        events = _Events(tmp)
+        write(events)
+        events.close()
         (produced,) = list(tmp.glob("events.out.tfevents.*"))
         os.replace(produced, folder / REPORT_EVENTS)
     finally:
@@ -87,20 +187,18 @@ def write_run_views(
         timesteps, means: its evaluation curve (target steps, mean return), shape [n_evals].
         final_metrics: ``final/<name>`` -> value (None values are left out).
     """
-    from torch.utils.tensorboard.summary import hparams
-
     tag = compare_tag(info["pair"], info["algo"])
     metrics = {f"final/{k}": float(v) for k, v in final_metrics.items() if v is not None}
     hp = {k: info[k] for k in ("pair", "algo", "method", "seed")}
 
-    def write(w: Any) -> None:
+    def write(w: _Events) -> None:
         for t, m in zip(timesteps, means):
-            w.add_scalar(tag, float(m), int(t))
-        _, ssi, sei = hparams(hp, metrics)  # the experiment summary is written once, at the root
-        w.file_writer.add_summary(ssi)
-        w.file_writer.add_summary(sei)
+            w.scalar(tag, float(m), int(t))
+        _, start, end = _hparams(hp, metrics, None)  # the experiment summary is at the root
+        w.summary(start)
+        w.summary(end)
         for k, v in metrics.items():
-            w.add_scalar(k, v, 0)
+            w.scalar(k, v, 0)
 
     _write_events(view_dir, write)
 
@@ -121,25 +219,21 @@ def write_layout(
         hparam_values: ``pair``, ``algo``, ``method``, ``seed`` -> the values present, sorted.
         metric_names: final metrics, without the ``final/`` prefix.
     """
-    from torch.utils.tensorboard.summary import hparams
-
-    groups = list(groups)
     layout = {
         "transfer vs scratch": {
             f"{pair} / {algo}: eval/mean_reward, every method and seed": [
-                "Multiline",
-                [f"^{compare_tag(pair, algo)}$"],
+                f"^{compare_tag(pair, algo)}$"
             ]
             for pair, algo in groups
         }
     }
     example = {k: v[0] for k, v in hparam_values.items()}
     discrete = {k: v for k, v in hparam_values.items() if all(isinstance(x, str) for x in v)}
-    exp, _, _ = hparams(example, {f"final/{m}": 0.0 for m in metric_names}, discrete)
+    experiment, _, _ = _hparams(example, [f"final/{m}" for m in metric_names], discrete)
 
-    def write(w: Any) -> None:
-        w.add_custom_scalars(layout)
-        w.file_writer.add_summary(exp)
+    def write(w: _Events) -> None:
+        w.summary(_custom_scalars(layout))
+        w.summary(experiment)
 
     _write_events(views, write)
 

@@ -44,7 +44,7 @@ Wrapper = Callable[[Any], Any]
 
 @dataclass(frozen=True)
 class Knob:
-    """A method's setting: default, bounds and what it does (``--knob method.knob=x``)."""
+    """A method's setting: default, bounds and what it does (``--knob METHOD.KNOB=VALUE``, study key ``knobs``)."""
 
     default: float
     low: float

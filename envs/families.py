@@ -438,17 +438,19 @@ an :class:`EnvFamily` object (``myfam = "my_package.envs:MY_FAMILY"``)."""
 _entry_points_loaded = False
 
 
-def register_family(family: EnvFamily) -> EnvFamily:
+def register_family(family: EnvFamily, origin: str = "") -> EnvFamily:
     """Add ``family`` to the registry and register its gymnasium id; return it.
 
     Raises:
-        UnknownFamilyError: ``family`` is not an EnvFamily, or its name is taken by another one.
+        UnknownFamilyError: ``family`` is not an EnvFamily, or its name is taken by another one
+            (``origin``, an entry point, is named in the message).
     """
+    where = f"{origin}: " if origin else ""
     if not isinstance(family, EnvFamily):
-        raise UnknownFamilyError(f"{family!r} is not an envs.EnvFamily")
+        raise UnknownFamilyError(f"{where}{family!r} is not an envs.EnvFamily")
     taken = FAMILIES.get(family.name)
     if taken is not None and taken != family:
-        raise UnknownFamilyError(f"env family name {family.name!r} is taken")
+        raise UnknownFamilyError(f"{where}env family name {family.name!r} is taken")
     FAMILIES[family.name] = family
     if family.gym_id not in gymnasium.registry:
         gymnasium.register(
@@ -463,26 +465,25 @@ def register_family(family: EnvFamily) -> EnvFamily:
 
 def load_family_entry_points() -> None:
     """Register the families of every installed package's ``rl_transfer.families`` entry points
-    (once per process).
+    (once per process, when all of them load; a failure is raised again at every call).
 
     Raises:
-        UnknownFamilyError: an entry point that cannot be loaded or is not an EnvFamily.
+        UnknownFamilyError: an entry point that cannot be loaded, is not an EnvFamily or takes
+            a name already used (the entry point is named).
     """
     global _entry_points_loaded
     if _entry_points_loaded:
         return
-    _entry_points_loaded = True
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"env family entry point {ep.name} = {ep.value}"
         try:
             family = ep.load()
         except Exception as exc:  # noqa: BLE001  (a plugin's import may fail in any way)
-            raise UnknownFamilyError(
-                f"cannot load env family entry point {ep.name} = {ep.value}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
-        register_family(family)
+            raise UnknownFamilyError(f"cannot load {where}: {type(exc).__name__}: {exc}") from None
+        register_family(family, origin=where)
+    _entry_points_loaded = True
 
 
 def get_family(name: str) -> EnvFamily:
@@ -492,8 +493,7 @@ def get_family(name: str) -> EnvFamily:
     Raises:
         UnknownFamilyError: no such family (the closest names are suggested).
     """
-    if name not in FAMILIES:
-        load_family_entry_points()
+    load_family_entry_points()  # the same answer whichever name is asked for
     try:
         return FAMILIES[name]
     except KeyError:

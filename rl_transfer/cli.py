@@ -138,7 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
         "methods",
         help="list the transfer methods (plugins included) and what each moves per algorithm",
     )
-    methods.add_argument("--json", action="store_true", help="machine-readable output")
+    methods.add_argument(
+        "--json",
+        action="store_true",
+        help=_with_default(
+            "machine-readable output, with per algorithm the tensors copied, synced and frozen",
+            "a table",
+        ),
+    )
 
     report = sub.add_parser(
         "report",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing as mp
 import os
+import pickle
 import queue as queue_mod
 import signal
 import sys
@@ -377,6 +378,22 @@ def failure(kind: str, job: Any, error: str) -> dict[str, Any]:
     return {"kind": "source", "status": "failed", "error": error}
 
 
+def _call_pickled(kind: str, blob: bytes) -> dict[str, Any]:
+    """Run a job sent pickled: a job the worker cannot unpickle (a class it cannot import)
+    comes back as ``{"status": "unloadable", "error"}`` instead of killing the worker."""
+    try:
+        job = pickle.loads(blob)
+    except (AttributeError, ImportError) as exc:
+        return {
+            "status": "unloadable",
+            "error": f"a worker process cannot load the job ({type(exc).__name__}: {exc}); a "
+            "transfer method or env family registered in your program must be defined in an "
+            "importable module (or at the top level of the script), not inside "
+            "`if __name__ == '__main__':` or a notebook cell",
+        }
+    return _call(kind, job)
+
+
 def _call(kind: str, job: Any) -> dict[str, Any]:
     return run_source_job(job) if kind == "source" else run_target_job(job)
 
@@ -403,7 +420,7 @@ def execute_local(p: Plan, workers: int | None = None, quiet: bool = False) -> l
                     max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(q,)
                 )
             for kind, job in sched.take_ready():
-                running[pool.submit(_call, kind, job)] = (kind, job)
+                running[pool.submit(_call_pickled, kind, pickle.dumps(job))] = (kind, job)
             done, _ = wait(list(running), timeout=0.25, return_when=FIRST_COMPLETED)
             _drain(q, display)
             display.tick()
@@ -411,7 +428,10 @@ def execute_local(p: Plan, workers: int | None = None, quiet: bool = False) -> l
             for fut in done:
                 kind, job = running.pop(fut)
                 try:
-                    sched.done(kind, job, fut.result())
+                    info = fut.result()
+                    if info.get("status") == "unloadable":  # recorded as the job's failure
+                        info = failure(kind, job, info["error"])
+                    sched.done(kind, job, info)
                 except BrokenProcessPool:
                     broken = True
                     sched.died(kind, job, "its worker process died")

@@ -7,6 +7,7 @@ import torch
 
 from agents import TransferError, get_adapter
 from envs import get_pair
+from rl_transfer.errors import SpecError
 
 PAIR = get_pair("cartpole-long-pole")
 
@@ -134,8 +135,9 @@ def test_optimizer_state_is_fresh_unless_carried(algo):
 
 
 def test_vecnormalize_hyperparameters_are_refused():
+    """A configuration refusal: the spec is wrong (SpecError), not a transfer."""
     adapter = get_adapter("ppo")
-    with pytest.raises(TransferError, match="VecNormalize"):
+    with pytest.raises(SpecError, match="VecNormalize"):
         _small(adapter, 0, normalize=True)
 
 

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import read_json
 
 PLUGIN = '''
@@ -62,6 +63,10 @@ class CriticOnly(TransferMethod):
 
     def after_learning(self, run, steps):
         return {"critic_only": {"tensors": self.moved, "unused": run.knobs["unused"]}}
+
+
+class Dup(CriticOnly):
+    name = "policy"
 '''
 
 ENTRY_POINTS = """
@@ -164,3 +169,94 @@ def test_a_plugin_that_cannot_load_is_one_error_line(tmp_path):
     assert "critic-only = rlt_demo_plugin:CriticOnly" in proc.stderr
     assert "broken plugin" in proc.stderr
     assert not (tmp_path / "e").exists()
+
+
+CLASH = """
+[rl_transfer.methods]
+critic-only = rlt_demo_plugin:CriticOnly
+policy = rlt_demo_plugin:Dup
+"""
+
+
+def test_a_plugin_taking_a_builtin_name_fails_every_command_the_same_way(tmp_path):
+    """Not only when its own name is asked for: any method look-up reads every entry point."""
+    env = _install_plugin(tmp_path)
+    (tmp_path / "rlt_demo_plugin-0.1.dist-info/entry_points.txt").write_text(CLASH)
+    for args in (["methods"], ["run", "--methods", "value", "--out", "e"]):
+        proc = _cli(env, tmp_path, *args)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert "entry point policy = rlt_demo_plugin:Dup of rlt-demo-plugin" in proc.stderr
+        assert "is taken by rl_transfer.methods.policy.PolicyTransfer" in proc.stderr
+    assert not (tmp_path / "e").exists()
+
+
+def test_merged_weight_transfers_keep_each_members_hooks_and_refuse_clashing_knobs():
+    from agents import get_adapter
+    from rl_transfer.errors import SpecError
+    from rl_transfer.methods import _REGISTRY, Knob, get_method, register_method
+    from rl_transfer.methods.weights import WeightTransfer
+
+    class LowLR(WeightTransfer):
+        name = "value-lowlr"
+        doc = "the critic, fine-tuned with a lower learning rate"
+        parts = ("value",)
+        knobs = {"factor": Knob(0.1, 0.01, 1.0, "learning-rate factor")}
+
+        def hyperparam_overrides(self, adapter, hyperparams):
+            return {"learning_rate": 3e-4 * 0.1}
+
+        def after_learning(self, run, steps):
+            return {"value_lowlr": {"steps": steps}}
+
+    class Clash(WeightTransfer):
+        name = "clash"
+        doc = "a knob named like finetune's"
+        parts = ("value",)
+        knobs = {"optimizer": Knob(0.0, 0.0, 1.0, "clashes", flag=True)}
+
+    register_method(LowLR)
+    register_method(Clash)
+    register_method(LowLR)  # the same class again (a re-run cell): accepted
+    try:
+        both = get_method("policy+value-lowlr")
+        assert both.parts == ("policy", "value")  # one copy of both parts
+        assert both.hyperparam_overrides(get_adapter("ppo"), {}) == {"learning_rate": 3e-4 * 0.1}
+        assert both.after_learning(None, 7) == {"value_lowlr": {"steps": 7}}
+        assert both.settings_from({"value-lowlr": {"factor": 0.5}}) == {"factor": 0.5}
+        with pytest.raises(SpecError, match="finetune and clash both have a knob 'optimizer'"):
+            get_method("finetune+clash")
+    finally:
+        del _REGISTRY["value-lowlr"], _REGISTRY["clash"]
+
+
+IN_MAIN = """
+from rl_transfer import Experiment
+from rl_transfer.methods import register_method
+from rl_transfer.methods.policy import PolicyTransfer
+
+if __name__ == "__main__":
+    @register_method
+    class Hidden(PolicyTransfer):
+        name = "hidden"
+        doc = "defined where a spawned worker cannot import it"
+
+    result = Experiment(
+        methods=["hidden"], seeds=1, source_steps=256, target_steps=512, eval_every=256,
+        eval_episodes=2, workers=2, out="exp", source_cache="src", quiet=True,
+    ).run()
+    print(result.failed[0]["error"])
+"""
+
+
+def test_a_method_a_worker_cannot_import_fails_its_runs_with_what_to_do(tmp_path):
+    (tmp_path / "study.py").write_text(IN_MAIN)
+    proc = subprocess.run(
+        [sys.executable, "study.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "a worker process cannot load the job" in proc.stdout
+    assert "importable module" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    run = read_json(tmp_path / "exp/cartpole-long-pole/ppo/hidden/seed_0/run.json")
+    assert run["status"] == "failed" and "attempts" not in run

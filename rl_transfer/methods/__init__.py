@@ -73,15 +73,22 @@ def register_method(cls: type[TransferMethod], origin: str = "user") -> type[Tra
         SpecError: ``cls`` is not a TransferMethod subclass, has no ``name``/``doc``, its name
             contains ``+`` or is already taken by another class.
     """
+    where = "" if origin == "user" else f"{origin}: "
     if not (isinstance(cls, type) and issubclass(cls, TransferMethod)):
-        raise SpecError(f"{cls!r} is not a TransferMethod subclass")
+        raise SpecError(f"{where}{cls!r} is not a TransferMethod subclass")
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name or "+" in name or "/" in name:
-        raise SpecError(f"{cls.__qualname__}.name must be a non-empty name without '+' or '/'")
+        raise SpecError(
+            f"{where}{cls.__qualname__}.name must be a non-empty name without '+' or '/'"
+        )
     if not isinstance(getattr(cls, "doc", None), str):
-        raise SpecError(f"{cls.__qualname__}.doc must be a one-line description")
+        raise SpecError(f"{where}{cls.__qualname__}.doc must be a one-line description")
     taken = _REGISTRY.get(name)
-    if taken is not None and taken is not cls:
+    same = taken is not None and (taken.__module__, taken.__qualname__) == (
+        cls.__module__,
+        cls.__qualname__,
+    )  # the same class defined again (a re-run notebook cell, a reloaded module)
+    if taken is not None and not same:
         raise SpecError(
             f"method name {name!r} of {cls.__module__}.{cls.__qualname__} ({origin}) is taken by "
             f"{taken.__module__}.{taken.__qualname__} ({_ORIGIN[name]})"
@@ -93,16 +100,15 @@ def register_method(cls: type[TransferMethod], origin: str = "user") -> type[Tra
 
 def load_entry_points() -> None:
     """Register the methods of every installed package's ``rl_transfer.methods`` entry points
-    (once per process).
+    (once per process, when all of them load; a failure is raised again at every call).
 
     Raises:
-        SpecError: an entry point that cannot be loaded or is not a TransferMethod subclass
-            (the distribution and entry point are named).
+        SpecError: an entry point that cannot be loaded, is not a TransferMethod subclass or
+            takes a name already used (the distribution and entry point are named).
     """
     global _entry_points_loaded
     if _entry_points_loaded:
         return
-    _entry_points_loaded = True
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
@@ -111,7 +117,13 @@ def load_entry_points() -> None:
             cls = ep.load()
         except Exception as exc:  # noqa: BLE001  (a plugin's import may fail in any way)
             raise SpecError(f"cannot load {where}: {type(exc).__name__}: {exc}") from None
+        if getattr(cls, "name", None) != ep.name:
+            raise SpecError(
+                f"{where}: names the method {getattr(cls, 'name', None)!r}; an entry point's "
+                "name must be its method's name"
+            )
         register_method(cls, origin=where)
+    _entry_points_loaded = True
 
 
 def method_names() -> list[str]:
@@ -141,10 +153,9 @@ def get_method(name: str) -> TransferMethod:
         SpecError: an unknown name (the closest one suggested, then the valid ones sorted,
             scratch left out), ``scratch`` in a combination, or a method repeated.
     """
+    load_entry_points()  # every time the same answer, whichever names are asked for
     names = name.split("+")
     for n in names:
-        if n not in _REGISTRY:
-            load_entry_points()
         if n not in _REGISTRY:
             raise _unknown(n)
     if len(names) == 1:
@@ -156,11 +167,10 @@ def get_method(name: str) -> TransferMethod:
         )
     order = list(_REGISTRY)
     parts = sorted((_REGISTRY[n]() for n in names), key=lambda m: order.index(m.name))
-    weights = [m for m in parts if isinstance(m, WeightTransfer)]
+    weights = [m for m in parts if MergedWeights.mergeable(m)]
     if len(weights) > 1:  # one copy of the union of their parts, in the order given
         weights.sort(key=lambda m: names.index(m.name))
-        merged = MergedWeights(weights)
-        parts = [merged] + [m for m in parts if not isinstance(m, WeightTransfer)]
+        parts = [MergedWeights(weights)] + [m for m in parts if m not in weights]
     return Combined(name, parts)
 
 

@@ -44,7 +44,8 @@ Wrapper = Callable[[Any], Any]
 
 @dataclass(frozen=True)
 class Knob:
-    """A method's setting: default, bounds and what it does (``--knob METHOD.KNOB=VALUE``, study key ``knobs``)."""
+    """A method's setting: default, bounds and what it does (``--knob METHOD.KNOB=VALUE``,
+    study key ``knobs``)."""
 
     default: float
     low: float
@@ -209,7 +210,7 @@ class Combined(TransferMethod):
         self.doc = "; ".join(c.doc for c in components)  # type: ignore[misc]
         self._components = tuple(components)
         seen: dict[str, str] = {}
-        for c in components:
+        for c in (m for part in components for m in part.components):
             for k in c.knobs:
                 if k in seen:
                     raise SpecError(
@@ -258,13 +259,16 @@ class Combined(TransferMethod):
         return wrap
 
     def before_learning(self, run: TargetRun) -> tuple[dict[str, Any], list[BaseCallback]]:
+        """Every component's entries and callbacks; the callbacks of components whose source
+        acts in the target env come first (they add its steps to t before others read t)."""
         report: dict[str, Any] = {}
-        callbacks: list[BaseCallback] = []
+        first: list[BaseCallback] = []
+        rest: list[BaseCallback] = []
         for c in self._components:
             entries, cbs = c.before_learning(run)
             report.update(entries)
-            callbacks += cbs
-        return report, callbacks
+            (first if c.source_acts else rest).extend(cbs)
+        return report, first + rest
 
     def after_learning(self, run: TargetRun, steps: int) -> dict[str, Any]:
         report: dict[str, Any] = {}

@@ -44,7 +44,8 @@ class WeightTransfer(TransferMethod):
 
 
 class MergedWeights(WeightTransfer):
-    """Weight transfers combined (``policy+value``): one copy of the union of their parts."""
+    """Weight transfers combined (``policy+value``): one copy of the union of their parts; every
+    other hook is each member's own."""
 
     def __init__(self, members: list[WeightTransfer]) -> None:
         self.name = "+".join(m.name for m in members)  # type: ignore[misc]
@@ -53,7 +54,44 @@ class MergedWeights(WeightTransfer):
         self.parts = tuple(dict.fromkeys(p for m in members for p in m.parts))
         self.freeze = tuple(dict.fromkeys(p for m in members for p in m.freeze))
         self.knobs = {k: v for m in members for k, v in m.knobs.items()}  # type: ignore[misc]
+        self.needs_source = any(m.needs_source for m in members)  # type: ignore[misc]
+        self.source_acts = any(m.source_acts for m in members)  # type: ignore[misc]
+
+    @staticmethod
+    def mergeable(method: TransferMethod) -> bool:
+        """A weight transfer whose copy is the shared one (it does not replace the copy hook)."""
+        return (
+            isinstance(method, WeightTransfer)
+            and type(method).before_learning is WeightTransfer.before_learning
+        )
 
     @property
     def components(self) -> tuple[TransferMethod, ...]:
         return self.members
+
+    def missing(self, adapter: Any) -> list[str]:
+        return list(dict.fromkeys(x for m in self.members for x in m.missing(adapter)))
+
+    def hyperparam_overrides(self, adapter: Any, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for m in self.members:
+            out.update(m.hyperparam_overrides(adapter, hyperparams))
+        return out
+
+    def env_wrapper(self, run: TargetRun) -> Any:
+        wrappers = [w for m in self.members if (w := m.env_wrapper(run)) is not None]
+        if not wrappers:
+            return None
+
+        def wrap(env: Any) -> Any:
+            for w in wrappers:
+                env = w(env)
+            return env
+
+        return wrap
+
+    def after_learning(self, run: TargetRun, steps: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for m in self.members:
+            out.update(m.after_learning(run, steps))
+        return out

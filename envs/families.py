@@ -474,15 +474,13 @@ def load_family_entry_points() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
         return
-    from importlib.metadata import entry_points
+    from rl_transfer.entrypoints import load_group
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        where = f"env family entry point {ep.name} = {ep.value}"
-        try:
-            family = ep.load()
-        except Exception as exc:  # noqa: BLE001  (a plugin's import may fail in any way)
-            raise UnknownFamilyError(f"cannot load {where}: {type(exc).__name__}: {exc}") from None
-        register_family(family, origin=where)
+    load_group(
+        ENTRY_POINT_GROUP,
+        lambda name, family, where: register_family(family, origin=where),
+        UnknownFamilyError,
+    )
     _entry_points_loaded = True
 
 

@@ -355,20 +355,21 @@ def load_user_pairs(files: list[str | Path] | None = None) -> list[EnvPair]:
         PairError: a bad file or a failing entry point, naming it.
     """
     import os
-    from importlib.metadata import entry_points
+
+    from rl_transfer.entrypoints import load_group
 
     loaded: list[EnvPair] = []
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+
+    def register(name: str, pairs_fn: Any, where: str) -> None:
         try:
-            result = ep.load()()
-            for kwargs in result or []:
+            for kwargs in pairs_fn() or []:
                 loaded.append(register_pair(**kwargs, overwrite=True))
         except EnvsError as exc:
-            raise PairError(f"entry point {ep.name!r} ({ep.value}): {exc}") from None
+            raise PairError(f"{where}: {exc}") from None
         except Exception as exc:  # noqa: BLE001  (a third-party plugin: name it, never hide it)
-            raise PairError(
-                f"entry point {ep.name!r} ({ep.value}) failed: {type(exc).__name__}: {exc}"
-            ) from None
+            raise PairError(f"{where} failed: {type(exc).__name__}: {exc}") from None
+
+    load_group(ENTRY_POINT_GROUP, register, PairError)
     folder = Path(os.environ.get("RL_TRANSFER_PAIRS_DIR", DEFAULT_PAIRS_DIR))
     if folder.is_dir():
         for f in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):

@@ -25,9 +25,10 @@ TINY = [
 ]
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``rl-transfer`` as a user would (a subprocess of the installed entry point)."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``rl-transfer`` as a user would (a subprocess of the installed entry point), with
+    ``env`` as the environment if given."""
+    env = {**(env or os.environ), "PYTHONHASHSEED": "0"}
     return subprocess.run(
         [sys.executable, "-m", "rl_transfer.cli", *args],
         cwd=cwd,

@@ -395,3 +395,21 @@ def test_kickstart_is_refused_for_off_policy_algorithms(tmp_path):
         "error: method 'kickstart' is not supported by dqn: it needs an on-policy actor-critic "
         "loss (PPO's or A2C's update); algorithms that support it: ppo, a2c"
     )
+
+
+def test_a_run_in_the_callers_process_leaves_its_torch_threads_as_they_were(tmp_path):
+    """Training sets torch to one thread (runs share the cores) and gives the caller's setting
+    back afterwards, as when a program calls train_source itself."""
+    from rl_transfer.train import SourceJob, train_source
+
+    pair = envs.get_pair("cartpole-long-pole")
+    adapter = get_adapter("ppo")
+    hp = {**adapter.hyperparams(pair.target.family), "n_envs": 1, "n_steps": 64}
+    job = SourceJob("k", pair, "ppo", 0, 64, 1, hp, tmp_path / "src", eval_every=None)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        info = train_source(job)
+        assert info["status"] == "done" and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import read_json
+from conftest import cli, read_json
 
 PLUGIN = '''
 """A user's package: one transfer method and one env family."""
@@ -98,14 +98,7 @@ def _install_plugin(root: Path) -> dict[str, str]:
 
 
 def _cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "rl_transfer.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return cli(*args, cwd=cwd, env=env)
 
 
 def test_a_plugin_package_adds_a_method_and_a_family_through_entry_points(tmp_path):

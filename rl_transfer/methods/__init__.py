@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
+from typing import Any
 
+from rl_transfer.entrypoints import load_group
 from rl_transfer.errors import SpecError
 from rl_transfer.methods.base import Combined, Knob, TargetRun, TransferMethod
 from rl_transfer.methods.feature import FeatureTransfer
@@ -109,20 +111,16 @@ def load_entry_points() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
         return
-    from importlib.metadata import entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        where = f"entry point {ep.name} = {ep.value} of {ep.dist.name if ep.dist else '?'}"
-        try:
-            cls = ep.load()
-        except Exception as exc:  # noqa: BLE001  (a plugin's import may fail in any way)
-            raise SpecError(f"cannot load {where}: {type(exc).__name__}: {exc}") from None
-        if getattr(cls, "name", None) != ep.name:
+    def register(name: str, cls: Any, where: str) -> None:
+        if getattr(cls, "name", None) != name:
             raise SpecError(
                 f"{where}: names the method {getattr(cls, 'name', None)!r}; an entry point's "
                 "name must be its method's name"
             )
         register_method(cls, origin=where)
+
+    load_group(ENTRY_POINT_GROUP, register, SpecError)
     _entry_points_loaded = True
 
 

@@ -86,6 +86,21 @@ class TargetRun:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def chain(wrappers: list[Wrapper | None]) -> Wrapper | None:
+    """One wrapper applying the given ones in order, the first innermost (None entries are
+    skipped); None when there is none."""
+    given = [w for w in wrappers if w is not None]
+    if not given:
+        return None
+
+    def wrap(env: Any) -> Any:
+        for w in given:
+            env = w(env)
+        return env
+
+    return wrap
+
+
 class TransferMethod:
     """Base class of transfer methods; subclasses set the class attributes and the hooks they
     need (every hook has a do-nothing default).
@@ -247,16 +262,7 @@ class Combined(TransferMethod):
         return out
 
     def env_wrapper(self, run: TargetRun) -> Wrapper | None:
-        wrappers = [w for c in self._components if (w := c.env_wrapper(run)) is not None]
-        if not wrappers:
-            return None
-
-        def wrap(env: Any) -> Any:  # the first component's wrapper innermost
-            for w in wrappers:
-                env = w(env)
-            return env
-
-        return wrap
+        return chain([c.env_wrapper(run) for c in self._components])
 
     def before_learning(self, run: TargetRun) -> tuple[dict[str, Any], list[BaseCallback]]:
         """Every component's entries and callbacks; the callbacks of components whose source

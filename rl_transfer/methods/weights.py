@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rl_transfer.methods.base import TargetRun, TransferMethod
+from rl_transfer.methods.base import TargetRun, TransferMethod, chain
 
 
 class WeightTransfer(TransferMethod):
@@ -79,16 +79,7 @@ class MergedWeights(WeightTransfer):
         return out
 
     def env_wrapper(self, run: TargetRun) -> Any:
-        wrappers = [w for m in self.members if (w := m.env_wrapper(run)) is not None]
-        if not wrappers:
-            return None
-
-        def wrap(env: Any) -> Any:
-            for w in wrappers:
-                env = w(env)
-            return env
-
-        return wrap
+        return chain([m.env_wrapper(run) for m in self.members])
 
     def after_learning(self, run: TargetRun, steps: int) -> dict[str, Any]:
         out: dict[str, Any] = {}

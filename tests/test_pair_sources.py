@@ -112,7 +112,9 @@ def test_entry_point_plugin_contributes_pairs(tmp_path):
         text=True,
     )
     assert proc.returncode == 2
-    assert "entry point mine = my_plugin:pairs of my-plugin failed: RuntimeError: boom" in proc.stderr
+    assert (
+        "entry point mine = my_plugin:pairs of my-plugin failed: RuntimeError: boom" in proc.stderr
+    )
 
 
 def test_a_file_cannot_redefine_a_built_in_pair_and_budgets_are_checked(tmp_path):

@@ -25,13 +25,16 @@ def get_adapter(algo: str) -> AgentAdapter:
     """The adapter for ``algo`` (``"ppo"``, ``"a2c"``, ``"dqn"``, ``"sac"``, ``"td3"``).
 
     Raises:
-        UnknownAlgoError: unknown name; the closest valid ones are suggested.
+        UnknownAlgoError: unknown name; the closest one suggested, then the valid ones sorted.
     """
     try:
         return ADAPTERS[algo]()
     except KeyError:
-        close = difflib.get_close_matches(algo, list(ADAPTERS), n=len(ADAPTERS), cutoff=0.0)
-        raise UnknownAlgoError(f"unknown algo {algo!r}; valid algos: {', '.join(close)}") from None
+        close = difflib.get_close_matches(algo, list(ADAPTERS), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UnknownAlgoError(
+            f"unknown algo {algo!r}; {hint}valid algos: {', '.join(sorted(ADAPTERS))}"
+        ) from None
 
 
 __all__ = [

@@ -97,6 +97,8 @@ class AgentAdapter:
             the online network (stale target networks would bootstrap from fresh weights).
         off_policy: whether the algorithm learns from a replay buffer (derived from
             ``algo_class``: an SB3 ``OffPolicyAlgorithm``).
+        action_spaces: the gymnasium action-space classes the SB3 algorithm acts in (its
+            ``supported_action_spaces``).
 
     What a transfer method needs of an algorithm is the method's to say
     (:meth:`rl_transfer.methods.base.TransferMethod.missing`); the adapter offers parts and
@@ -108,6 +110,10 @@ class AgentAdapter:
     parts: ClassVar[Mapping[str, tuple[str, ...]]]
     target_sync: ClassVar[tuple[tuple[str, str], ...]] = ()
     off_policy: ClassVar[bool] = False
+    action_spaces: ClassVar[tuple[type[gymnasium.spaces.Space], ...]] = (
+        gymnasium.spaces.Box,
+        gymnasium.spaces.Discrete,
+    )
     part_notes: ClassVar[Mapping[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -142,6 +148,20 @@ class AgentAdapter:
                 "rl_transfer's agents see raw observations so that transferred weights meet the "
                 "inputs they were trained on: remove `normalize` from the hyperparameters"
             )
+
+    def check_action_space(self, space: gymnasium.spaces.Space, where: str) -> None:
+        """Raises:
+        SpecError: the algorithm cannot act in ``space`` (``where`` names the task)."""
+        if isinstance(space, self.action_spaces):
+            return
+        from agents import ADAPTERS
+
+        able = [a for a, cls in ADAPTERS.items() if isinstance(space, cls.action_spaces)]
+        kinds = " or ".join(c.__name__ for c in self.action_spaces)
+        raise SpecError(
+            f"{self.algo} acts in {kinds} action spaces and {where} has {space}; "
+            f"algorithms that act in it: {', '.join(able) or 'none'}"
+        )
 
     def make_vec_env(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import gymnasium
 import numpy as np
 import torch
 from stable_baselines3 import DQN
@@ -28,6 +29,7 @@ _SAME = "dqn: the Q-network is both policy and value; `policy` and `value` move 
 class DQNAdapter(AgentAdapter):
     algo = "dqn"
     algo_class = DQN
+    action_spaces = (gymnasium.spaces.Discrete,)
     parts = {"policy": ("q_net.",), "value": ("q_net.",), "trunk": ("q_net.q_net.",)}
     target_sync = (("q_net.", "q_net_target."),)
     part_notes = {"policy": _SAME, "value": _SAME}

@@ -12,6 +12,7 @@ random actions.
 
 from __future__ import annotations
 
+import gymnasium
 import numpy as np
 import torch
 from stable_baselines3 import SAC
@@ -23,6 +24,7 @@ from agents.base import AgentAdapter
 class SACAdapter(AgentAdapter):
     algo = "sac"
     algo_class = SAC
+    action_spaces = (gymnasium.spaces.Box,)
     parts = {"policy": ("actor.",), "value": ("critic.",)}
 
     def state_value(self, model: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ weights do not move during warm-up.
 
 from __future__ import annotations
 
+import gymnasium
 import numpy as np
 import torch
 from stable_baselines3 import TD3
@@ -21,6 +22,7 @@ from agents.base import AgentAdapter
 class TD3Adapter(AgentAdapter):
     algo = "td3"
     algo_class = TD3
+    action_spaces = (gymnasium.spaces.Box,)
     parts = {"policy": ("actor.",), "value": ("critic.",)}
 
     def state_value(self, model: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:

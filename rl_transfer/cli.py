@@ -315,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:  # output piped into a command that stopped reading (| head)
         sys.stderr.close()
-        return 0
+        # a listing that was cut short is fine; an experiment that stopped is interrupted
+        # (finished runs are kept and the same command resumes it)
+        return EXIT_INTERRUPTED if args.command == "run" else 0
     except KeyboardInterrupt:
         if args.command == "run":
             print(

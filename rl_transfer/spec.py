@@ -431,9 +431,15 @@ class ExperimentSpec:
             get_pair(p)
         if not self.algos:
             raise SpecError("no algo given; for example --algo ppo")
+        action_spaces = {}
+        for p in self.pair_objects():
+            env = p.make_source()  # source and target act alike (after the pair's mappings)
+            action_spaces[p.name] = env.action_space
+            env.close()
         for a in self.algos:
             adapter = get_adapter(a)
             for p in self.pair_objects():
+                adapter.check_action_space(action_spaces[p.name], f"pair {p.name!r}")
                 adapter.check_hyperparams(adapter.hyperparams(p.target.family))
         if not self.methods:
             raise SpecError("no method given; for example --methods policy,value")
@@ -458,7 +464,7 @@ class ExperimentSpec:
                 )
             if self.max_seeds < MIN_SEEDS:
                 raise SpecError(
-                    f"max_seeds must be at least {MIN_SEEDS} with seeds 'auto', "
+                    f"{self.flag('max_seeds')} must be at least {MIN_SEEDS} with seeds 'auto', "
                     f"got {self.max_seeds}"
                 )
         elif isinstance(self.seeds, str):

@@ -203,14 +203,20 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
     """Pretrain the source agent into ``job.dir`` (unless a finished one is already there).
 
     The folder is built under a temporary name and renamed when complete, so the cache never
-    holds a half-written source. Returns its ``run.json`` content.
+    holds a half-written source. Returns its ``run.json`` content; a pretraining that raises
+    returns ``{"kind": "source", "status": "failed", "error"}`` (its temporary folder removed)
+    and the targets that need it are recorded as failed with that error.
     """
     if _is_done(job.dir):
         info = SourceRecord.read(job.dir / "run.json").to_dict()
         info["reused"] = True
         return info
-    with one_torch_thread():
-        return _train_source(job, report)
+    try:
+        with one_torch_thread():
+            return _train_source(job, report)
+    except Exception as exc:  # the experiment goes on with the runs that do not need it
+        shutil.rmtree(job.dir.parent / f".{job.dir.name}.tmp-{os.getpid()}", ignore_errors=True)
+        return {"kind": "source", "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _train_source(job: SourceJob, report: ProgressFn | None) -> dict[str, Any]:

@@ -186,12 +186,24 @@ def test_report_rebuilds_the_same_summary(tiny_experiment, tmp_path):
             "unknown method 'polcy'; did you mean 'policy'? valid methods: feature, finetune, "
             "jsrl, kickstart, policy, replay, reuse, shaping, value",
         ),
-        (["--algo", "ppo2"], "unknown algo 'ppo2'; valid algos: ppo"),
+        (
+            ["--algo", "ppo2"],
+            "unknown algo 'ppo2'; did you mean 'ppo'? valid algos: a2c, dqn, ppo, sac, td3",
+        ),
+        (
+            ["--pair", "hopper-heavy", "--algo", "dqn"],
+            "dqn acts in Discrete action spaces and pair 'hopper-heavy' has Box(",
+        ),
+        (
+            ["--algo", "sac"],
+            "sac acts in Box action spaces and pair 'cartpole-long-pole' has Discrete(2); "
+            "algorithms that act in it: ppo, a2c, dqn",
+        ),
         (["--target-steps", "0"], "must be a positive integer, got 0"),
         (["--source-steps", "-5"], "must be a positive integer, got -5"),
         (["--out", "/proc/version/x"], "is not usable"),
         (["--seeds", "many"], "expected a positive integer or 'auto', got 'many'"),
-        (["--seeds", "auto", "--max-seeds", "2"], "max_seeds must be at least 3"),
+        (["--seeds", "auto", "--max-seeds", "2"], "--max-seeds must be at least 3"),
         (["--seed-offset", "-1"], "must be an integer >= 0, got -1"),
         (["--methods", "scratch"], "seeds 'auto' decides transfer-vs-scratch comparisons"),
         (["--seeds", "4", "--max-seeds", "7"], "--max-seeds applies to --seeds auto"),
@@ -698,3 +710,18 @@ def test_a_piped_run_reports_each_finished_run(tmp_path):
         "cartpole-long-pole/ppo/scratch/seed_0",
         "cartpole-long-pole/ppo/policy/seed_0",
     }
+
+
+def test_an_experiment_whose_output_pipe_closes_exits_as_interrupted(tmp_path):
+    """`rl-transfer run ... 2>&1 | head -1`: the run cannot report any more; it stops as an
+    interrupted one (finished runs kept, resumable), never with status 0."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rl_transfer.cli", "run", *TINY[:-1], "--out", "exp"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout.readline()  # the first line, then the reader goes away
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 130

@@ -413,3 +413,13 @@ def test_a_run_in_the_callers_process_leaves_its_torch_threads_as_they_were(tmp_
         assert info["status"] == "done" and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_source_pretraining_that_raises_is_a_failed_result_not_a_crash(tmp_path):
+    from rl_transfer.train import SourceJob, train_source
+
+    pair = envs.get_pair("pendulum-heavy")  # Box actions: SB3's DQN refuses them
+    job = SourceJob("k", pair, "dqn", 0, 64, 1, {}, tmp_path / "src", eval_every=None)
+    info = train_source(job)
+    assert info["status"] == "failed" and "AssertionError" in info["error"]
+    assert list(tmp_path.iterdir()) == []  # no temporary folder left behind

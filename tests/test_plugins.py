@@ -253,3 +253,46 @@ def test_a_method_a_worker_cannot_import_fails_its_runs_with_what_to_do(tmp_path
     assert "Traceback" not in proc.stderr
     run = read_json(tmp_path / "exp/cartpole-long-pole/ppo/hidden/seed_0/run.json")
     assert run["status"] == "failed" and "attempts" not in run
+
+
+def test_the_plugin_doc_examples_run_and_combine(tmp_path):
+    """docs/plugins.md's methods, as written there, in a program's own module: alone and
+    combined, the report lists the tensors of both copies."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text()
+    (tmp_path / "doc_methods.py").write_text(
+        "\n".join(re.findall(r"```python\n(.*?)```", doc, re.S))
+    )
+    (tmp_path / "study.py").write_text(
+        textwrap.dedent(
+            """
+            from doc_methods import CriticOnly, NoisyPolicy
+            from rl_transfer import Experiment
+            from rl_transfer.methods import register_method
+
+            register_method(CriticOnly)
+            register_method(NoisyPolicy)
+            if __name__ == "__main__":
+                result = Experiment(
+                    methods=["noisy-policy", "critic-only+noisy-policy"],
+                    knobs={"noisy-policy": {"std": 0.05}},
+                    seeds=1, source_steps=256, target_steps=512, eval_every=256,
+                    eval_episodes=2, workers=2, out="exp", source_cache="src", quiet=True,
+                ).run()
+                assert not result.failed, result.failed
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "study.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    runs = tmp_path / "exp/cartpole-long-pole/ppo"
+    alone = read_json(runs / "noisy-policy/seed_0/transfer_report.json")
+    both = read_json(runs / "critic-only+noisy-policy/seed_0/transfer_report.json")
+    assert alone["noisy_policy"] == {"std": 0.05, "tensors": 6}
+    assert {t["name"].split(".")[1] for t in alone["reinitialised"]} >= {"value_net"}
+    copied = {t["name"] for t in both["copied"]}
+    assert any("value_net" in n for n in copied) and any("policy_net" in n for n in copied)
+    assert both["reinitialised"] == []

@@ -86,6 +86,26 @@ class TargetRun:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+TENSOR_LISTS = ("copied", "synced", "frozen", "notes")
+"""Report entries that several components of a combination may each write: joined."""
+
+
+def merge_entries(report: dict[str, Any], entries: Mapping[str, Any]) -> None:
+    """Merge one component's report entries into ``report``: the tensor lists of
+    :data:`TENSOR_LISTS` are joined, ``reinitialised`` keeps only the tensors that every copy
+    left fresh, anything else is set."""
+    for key, value in entries.items():
+        if key in TENSOR_LISTS and key in report:
+            report[key] = report[key] + [v for v in value if v not in report[key]]
+        elif key == "reinitialised" and key in report:
+            report[key] = [t for t in report[key] if t in value]
+        else:
+            report[key] = value
+    moved = {t["name"] for k in ("copied", "synced") for t in report.get(k, [])}
+    if "reinitialised" in report:
+        report["reinitialised"] = [t for t in report["reinitialised"] if t["name"] not in moved]
+
+
 def chain(wrappers: list[Wrapper | None]) -> Wrapper | None:
     """One wrapper applying the given ones in order, the first innermost (None entries are
     skipped); None when there is none."""
@@ -272,7 +292,7 @@ class Combined(TransferMethod):
         rest: list[BaseCallback] = []
         for c in self._components:
             entries, cbs = c.before_learning(run)
-            report.update(entries)
+            merge_entries(report, entries)
             (first if c.source_acts else rest).extend(cbs)
         return report, first + rest
 

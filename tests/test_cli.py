@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -494,10 +495,25 @@ def test_a_vecnormalize_config_is_a_spec_error_not_a_transfer_error():
     assert not isinstance(info.value, TransferError)
 
 
+HEAVY = ("torch", "stable_baselines3", "agents")
+
+
+def _heavy_modules_after(code: str, cwd: Path) -> list[str]:
+    """Run ``code`` in a fresh interpreter; the heavy packages it imported."""
+    code = "import contextlib, io, sys\nimport rl_transfer.cli as cli\n" + code
+    code += (
+        "\nimport json\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def test_help_pairs_and_compare_import_neither_torch_nor_sb3(tmp_path):
     code = (
-        "import contextlib, io, sys\n"
-        "import rl_transfer.cli as cli\n"
         "for argv in (['--help'], ['run', '--help'], ['pairs', '--help']):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         "        try:\n"
@@ -508,13 +524,8 @@ def test_help_pairs_and_compare_import_neither_torch_nor_sb3(tmp_path):
         "    assert cli.main(['pairs', '--json']) == 0\n"
         "import rl_transfer\n"
         "rl_transfer.compare\n"
-        "print(sorted(m for m in ('torch', 'stable_baselines3') if m in sys.modules))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert _heavy_modules_after(code, tmp_path) == []
 
 
 def test_report_imports_neither_torch_nor_stable_baselines3(tiny_experiment, tmp_path):
@@ -522,21 +533,12 @@ def test_report_imports_neither_torch_nor_stable_baselines3(tiny_experiment, tmp
     TensorBoard's own event writer): no torch, no agent code."""
     import shutil
 
-    copy = tmp_path / "copy"
-    shutil.copytree(tiny_experiment, copy)
+    shutil.copytree(tiny_experiment, tmp_path / "copy")
     code = (
-        "import contextlib, io, sys\n"
-        "import rl_transfer.cli as cli\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    assert cli.main(['report', 'copy']) == 0\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', "
-        "'stable_baselines3', 'agents')))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert _heavy_modules_after(code, tmp_path) == []
 
 
 def _subparsers():

@@ -224,11 +224,13 @@ def register_pair(
             [0.0], [1.0]]}`` to act with a Discrete(3) source on a Box target.
 
     Raises:
-        PairError: duplicate name, different spaces, R_min >= R_max, bad budget.
+        PairError: a name that cannot be a folder name, duplicate name, different spaces,
+            R_min >= R_max, bad budget.
         ParameterError, UnknownFamilyError: a variant names an unknown family or parameter.
     """
-    if not name or not isinstance(name, str):
-        raise PairError(f"a pair name must be a non-empty string, got {name!r}")
+    from rl_transfer.names import check_name
+
+    check_name("pair", name, PairError)
     if name in _BUILTIN:
         raise PairError(f"pair {name!r} is a built-in pair; give yours another name")
     if name in _PAIRS and not overwrite:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agents import get_adapter
-from rl_transfer.errors import BackendError, FolderLockedError, RecordError
+from rl_transfer.errors import BackendError, FolderLockedError, RecordError, SpecError
 from rl_transfer.io import read_json
 from rl_transfer.methods import get_method
 from rl_transfer.records import ExperimentRecord, SourceRecord, TargetRecord, run_status
@@ -114,7 +114,7 @@ def plan(
                         eval_every=budget["eval_every"],
                         eval_episodes=spec.eval_episodes,
                         hyperparams=hp,
-                        dir=root / pair.name / algo / method / f"seed_{seed}",
+                        dir=_inside(root, pair.name, algo, method, f"seed_{seed}"),
                         source=src if get_method(method).needs_source else None,
                         knobs=spec.knobs,
                     )
@@ -128,6 +128,19 @@ def plan(
     needed = [s for k, s in sources.items() if k in wanted]
     cached = [s for s in needed if _done_info(s.dir) is not None]
     return Plan([s for s in needed if s not in cached], targets, reused, len(cached))
+
+
+def _inside(root: Path, *parts: str) -> Path:
+    """``root/parts...``, refused unless it lies inside ``root`` (run folders are cleared with a
+    recursive delete: no name may point them elsewhere).
+
+    Raises:
+        SpecError: the path leaves ``root``.
+    """
+    path = root.joinpath(*parts)
+    if not path.resolve().is_relative_to(root.resolve()) or path.resolve() == root.resolve():
+        raise SpecError(f"run folder {path} would lie outside the experiment folder {root}")
+    return path
 
 
 def _done_info(folder: Path) -> dict[str, Any] | None:

@@ -425,6 +425,10 @@ class ExperimentSpec:
         from envs import get_pair
         from rl_transfer.methods import get_method
 
+        if self.name is not None:
+            from rl_transfer.names import check_name
+
+            check_name("experiment", self.name, SpecError)
         if not self.pairs:
             raise SpecError("no pair given; `rl-transfer pairs` lists them")
         for p in self.pairs:

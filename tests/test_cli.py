@@ -727,3 +727,44 @@ def test_an_experiment_whose_output_pipe_closes_exits_as_interrupted(tmp_path):
     assert proc.stdout.readline()  # the first line, then the reader goes away
     proc.stdout.close()
     assert proc.wait(timeout=300) == 130
+
+
+ESCAPING_PAIRS = """
+pairs:
+  - name: ../../escaped
+    source: {family: cartpole, params: {length: 0.5}}
+    target: {family: cartpole, params: {length: 1.0}}
+    threshold: 475
+"""
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--pairs-file", "../../p.yaml"], "pair name '../../escaped' cannot be a folder name"),
+        (["--name", "../../escaped-exp"], "experiment name '../../escaped-exp' cannot be a"),
+        (["--name", "a/b"], "experiment name 'a/b' cannot be a folder name"),
+    ],
+)
+def test_names_that_would_leave_the_experiment_folder_are_refused(tmp_path, args, message):
+    """Pair, method and experiment names become folder names under runs/, and run folders are
+    cleared with a recursive delete: a name must never point outside."""
+    (tmp_path / "p.yaml").write_text(ESCAPING_PAIRS)
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    proc = cli("run", *args, "--seeds", "2", cwd=work)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and proc.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "p.yaml"]
+
+
+def test_a_method_name_that_is_not_a_folder_name_is_refused():
+    from rl_transfer.errors import SpecError
+    from rl_transfer.methods import TransferMethod, register_method
+
+    class Escape(TransferMethod):
+        name = ".."
+        doc = "would write its runs one level up"
+
+    with pytest.raises(SpecError, match="method name '..' cannot be a folder name"):
+        register_method(Escape)

@@ -46,6 +46,7 @@ from rl_transfer.methods.scratch import Scratch
 from rl_transfer.methods.shaping import RewardShaping
 from rl_transfer.methods.value import ValueTransfer
 from rl_transfer.methods.weights import MergedWeights, WeightTransfer
+from rl_transfer.names import check_name
 
 ENTRY_POINT_GROUP = "rl_transfer.methods"
 
@@ -79,10 +80,9 @@ def register_method(cls: type[TransferMethod], origin: str = "user") -> type[Tra
     if not (isinstance(cls, type) and issubclass(cls, TransferMethod)):
         raise SpecError(f"{where}{cls!r} is not a TransferMethod subclass")
     name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name or "+" in name or "/" in name:
-        raise SpecError(
-            f"{where}{cls.__qualname__}.name must be a non-empty name without '+' or '/'"
-        )
+    if not isinstance(name, str) or "+" in name:
+        raise SpecError(f"{where}{cls.__qualname__}.name must be a name without '+'")
+    check_name("method", name, lambda m: SpecError(where + m))
     if not isinstance(getattr(cls, "doc", None), str):
         raise SpecError(f"{where}{cls.__qualname__}.doc must be a one-line description")
     taken = _REGISTRY.get(name)

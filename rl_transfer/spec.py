@@ -597,10 +597,10 @@ class ExperimentSpec:
             old["knobs"] = old.pop("method_args")
         new = self.identity()
         if old != new:
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            diff = ", ".join(_differences(old, new)[:4])
             raise SpecError(
                 f"--out {out} already holds results of a different experiment (differs in: "
-                f"{', '.join(diff)}); choose a new folder, or run the same spec to resume it"
+                f"{diff}); choose a new folder, or run the same spec to resume it"
             )
         return True
 
@@ -839,6 +839,19 @@ def spec_from(study: Path | None = None, **overrides: Any) -> ExperimentSpec:
 
 
 # ----------------------------------------------------------------------------------------------
+
+
+def _differences(old: Any, new: Any, at: str = "") -> list[str]:
+    """Where two identities differ, as dotted paths to the innermost values, with both values
+    (``pairs.cartpole-long-pole.budgets.ppo.target_steps: 50000 -> 1000``)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += _differences(old.get(key), new.get(key), f"{at}.{key}" if at else str(key))
+        return out
+    if old == new:
+        return []
+    return [f"{at}: {old!r} -> {new!r}"]
 
 
 def _check_writable(path: Path, flag: str) -> None:

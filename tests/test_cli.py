@@ -1,6 +1,7 @@
 """The CLI end to end, run as a subprocess on real files."""
 
 import csv
+import dataclasses
 import inspect
 import io
 import json
@@ -637,8 +638,13 @@ def test_an_experiment_yaml_with_method_args_still_resumes(tmp_path):
     written["identity"]["method_args"] = written["identity"].pop("knobs")  # an older folder
     path.write_text(yaml.safe_dump(written))
     assert spec(0.5).check_resumable() is True
-    with pytest.raises(SpecError, match=r"differs in: knobs"):
+    with pytest.raises(SpecError, match=r"differs in: knobs.shaping.scale: 0.5 -> 0.25\)"):
         spec(0.25).check_resumable()
+    with pytest.raises(
+        SpecError,
+        match=r"differs in: pairs.cartpole-long-pole.budgets.ppo.target_steps: 50000 -> 1000",
+    ):
+        dataclasses.replace(spec(0.5), target_steps=1000, eval_every=500).check_resumable()
 
 
 def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path):

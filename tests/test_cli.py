@@ -642,7 +642,7 @@ def test_an_experiment_yaml_with_method_args_still_resumes(tmp_path):
         spec(0.25).check_resumable()
     with pytest.raises(
         SpecError,
-        match=r"differs in: pairs.cartpole-long-pole.budgets.ppo.target_steps: 50000 -> 1000",
+        match=r"pairs.cartpole-long-pole.budgets.ppo.target_steps: \d+ -> 1000\)",
     ):
         dataclasses.replace(spec(0.5), target_steps=1000, eval_every=500).check_resumable()
 

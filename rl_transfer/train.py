@@ -199,6 +199,11 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _building_dir(job: SourceJob) -> Path:
+    """The temporary folder this process builds ``job``'s source in (renamed when complete)."""
+    return job.dir.parent / f".{job.dir.name}.tmp-{os.getpid()}"
+
+
 def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, Any]:
     """Pretrain the source agent into ``job.dir`` (unless a finished one is already there).
 
@@ -215,14 +220,14 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
         with one_torch_thread():
             return _train_source(job, report)
     except Exception as exc:  # the experiment goes on with the runs that do not need it
-        shutil.rmtree(job.dir.parent / f".{job.dir.name}.tmp-{os.getpid()}", ignore_errors=True)
+        shutil.rmtree(_building_dir(job), ignore_errors=True)
         return {"kind": "source", "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _train_source(job: SourceJob, report: ProgressFn | None) -> dict[str, Any]:
     started = time.time()
     _remove_orphans(job.dir)
-    tmp = job.dir.parent / f".{job.dir.name}.tmp-{os.getpid()}"
+    tmp = _building_dir(job)
     _fresh_dir(tmp)
     adapter = get_adapter(job.algo)
     if job.imported is not None:

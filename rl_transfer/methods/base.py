@@ -266,12 +266,6 @@ class Combined(TransferMethod):
             out.extend(c.components)
         return tuple(out)
 
-    def settings_from(self, knobs: Mapping[str, Mapping[str, Any]] | None) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for c in self._components:
-            out.update(c.settings_from(knobs))
-        return out
-
     def missing(self, adapter: Any) -> list[str]:
         return list(dict.fromkeys(m for c in self._components for m in c.missing(adapter)))
 

@@ -45,13 +45,11 @@ def describe(algos: list[str] | None = None) -> list[dict[str, Any]]:
     algorithm, :func:`method_cells` -- the data of ``rl-transfer methods --json``."""
     from agents import ADAPTERS
 
+    adapters = {a: ADAPTERS[a]() for a in algos or list(ADAPTERS)}
+    hps = {a: ad.hyperparams(ad.tuned_family()) for a, ad in adapters.items()}  # one read each
     out = []
     for name, method in METHODS.items():
-        per_algo = {}
-        for algo in algos or list(ADAPTERS):
-            adapter = ADAPTERS[algo]()
-            hp = adapter.hyperparams(adapter.tuned_family())
-            per_algo[algo] = method_cells(method, adapter, hp)
+        per_algo = {a: method_cells(method, ad, hps[a]) for a, ad in adapters.items()}
         out.append(
             {
                 "name": name,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rl_transfer.methods.base import TargetRun, TransferMethod, chain
+from rl_transfer.methods.base import Combined, TargetRun, TransferMethod
 
 
 class WeightTransfer(TransferMethod):
@@ -43,19 +43,14 @@ class WeightTransfer(TransferMethod):
         return report, []
 
 
-class MergedWeights(WeightTransfer):
-    """Weight transfers combined (``policy+value``): one copy of the union of their parts; every
-    other hook is each member's own."""
+class MergedWeights(Combined, WeightTransfer):
+    """Weight transfers combined (``policy+value``): one copy of the union of their parts (the
+    weight transfer's own hook); every other hook is each member's, as in any combination."""
 
     def __init__(self, members: list[WeightTransfer]) -> None:
-        self.name = "+".join(m.name for m in members)  # type: ignore[misc]
-        self.doc = "; ".join(m.doc for m in members)  # type: ignore[misc]
-        self.members = tuple(members)
-        self.parts = tuple(dict.fromkeys(p for m in members for p in m.parts))
-        self.freeze = tuple(dict.fromkeys(p for m in members for p in m.freeze))
-        self.knobs = {k: v for m in members for k, v in m.knobs.items()}  # type: ignore[misc]
-        self.needs_source = any(m.needs_source for m in members)  # type: ignore[misc]
-        self.source_acts = any(m.source_acts for m in members)  # type: ignore[misc]
+        super().__init__("+".join(m.name for m in members), list(members))
+
+    before_learning = WeightTransfer.before_learning
 
     @staticmethod
     def mergeable(method: TransferMethod) -> bool:
@@ -64,25 +59,3 @@ class MergedWeights(WeightTransfer):
             isinstance(method, WeightTransfer)
             and type(method).before_learning is WeightTransfer.before_learning
         )
-
-    @property
-    def components(self) -> tuple[TransferMethod, ...]:
-        return self.members
-
-    def missing(self, adapter: Any) -> list[str]:
-        return list(dict.fromkeys(x for m in self.members for x in m.missing(adapter)))
-
-    def hyperparam_overrides(self, adapter: Any, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for m in self.members:
-            out.update(m.hyperparam_overrides(adapter, hyperparams))
-        return out
-
-    def env_wrapper(self, run: TargetRun) -> Any:
-        return chain([m.env_wrapper(run) for m in self.members])
-
-    def after_learning(self, run: TargetRun, steps: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for m in self.members:
-            out.update(m.after_learning(run, steps))
-        return out

@@ -25,6 +25,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents import sb3
 from rl_transfer.errors import SpecError, TransferError
+from rl_transfer.hyperparams import canonical, to_sb3
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
 
@@ -194,7 +195,7 @@ class AgentAdapter:
         example DQN's exploration start). ``wrapper`` goes around each training env's Monitor
         (see :meth:`make_vec_env`). The model runs on the CPU.
         """
-        hp = copy.deepcopy(dict(hyperparams))  # SB3's A2C adds optimizer_class to policy_kwargs
+        hp = canonical(hyperparams)  # a copy: SB3's A2C adds optimizer_class to policy_kwargs
         n_envs = int(hp.pop("n_envs", 1))
         policy = hp.pop("policy", "MlpPolicy")
         hp.pop("n_timesteps", None)
@@ -202,6 +203,10 @@ class AgentAdapter:
         for key, value in list(hp.items()):
             if isinstance(value, str) and value.startswith("lin_"):
                 hp[key] = _linear(float(value[4:]))
+        if isinstance(hp.get("policy_kwargs"), Mapping):
+            hp["policy_kwargs"] = to_sb3(hp["policy_kwargs"])
+        if isinstance(hp.get("train_freq"), list):  # zoo's [1, "episode"]; SB3 takes a tuple
+            hp["train_freq"] = tuple(hp["train_freq"])
         noise_type = hp.pop("noise_type", None)
         noise_std = float(hp.pop("noise_std", 0.1))
         hp.update(overrides or {})
@@ -228,8 +233,42 @@ class AgentAdapter:
         return int(model.train_freq.frequency * model.n_envs)
 
     def load(self, path: Path) -> BaseAlgorithm:
-        """Load a saved model (weights for reading parts; no env attached)."""
-        return self.algo_class.load(str(path), device="cpu")
+        """Load a saved model (weights for reading parts; no env attached).
+
+        Saved objects this process cannot unpickle (:func:`replaced_objects`: a schedule
+        pickled as an object of rl-baselines3-zoo, which need not be installed) are replaced
+        through SB3's ``custom_objects`` by a constant schedule of 0: a loaded model is a
+        source whose weights are read, never trained further.
+        """
+        from stable_baselines3.common.utils import ConstantSchedule
+
+        custom = {key: ConstantSchedule(0.0) for key in self.replaced_objects(path)}
+        return self.algo_class.load(str(path), device="cpu", custom_objects=custom)
+
+    def saved_hyperparams(self, model: BaseAlgorithm, replaced: list[str]) -> dict[str, Any]:
+        """The hyperparameters a loaded model was trained with, read from the model (the SB3
+        constructor arguments it keeps as attributes, ``policy_kwargs`` with class names);
+        ``replaced`` keys are given as ``"replaced: not loadable here"``."""
+        from rl_transfer.hyperparams import from_sb3, valid_keys
+
+        out: dict[str, Any] = {}
+        for key in valid_keys(self):
+            if key in replaced:
+                out[key] = "replaced: not loadable here"
+            elif key == "policy_kwargs":
+                out[key] = from_sb3(model.policy_kwargs)
+            elif key in vars(model) and not callable(vars(model)[key]):
+                value = from_sb3(vars(model)[key])
+                if not (isinstance(value, str) and value.startswith("<")):
+                    out[key] = value
+        out["n_envs"] = int(model.n_envs)
+        return out
+
+    @staticmethod
+    def replaced_objects(path: Path) -> list[str]:
+        """Keys of a saved model whose pickled objects cannot be loaded here, and that
+        :meth:`load` replaces (zoo's ``learning_rate``, ``lr_schedule``, ``clip_range``)."""
+        return sb3.unloadable_objects(sb3.saved_data(path))
 
     def act(self, model: BaseAlgorithm, obs: np.ndarray) -> np.ndarray:
         """Greedy (deterministic) actions for a batch of observations.

@@ -15,13 +15,18 @@ Written against stable-baselines3 2.9 (``SUPPORTED``, also pinned in pyproject.t
 
 from __future__ import annotations
 
+import base64
 import functools
 import importlib
 import inspect
-from collections.abc import Callable
+import json
+import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import numpy as np
 import torch
 
@@ -119,6 +124,11 @@ TOUCH_POINTS: dict[str, TouchPoint] = {
             None,
             "shaping log: _stats_window_size, the window of SB3's episode statistics",
             order=("self._stats_window_size = stats_window_size",),
+        ),
+        TouchPoint(
+            f"{_POLICIES}.BasePolicy._get_constructor_parameters",
+            (),
+            "imported models: the architecture a saved policy was built with",
         ),
         TouchPoint(
             "stable_baselines3.common.base_class.BaseAlgorithm.set_logger",
@@ -249,6 +259,54 @@ def last_observations(model: Any) -> np.ndarray:
 def add_env_steps(model: Any, n: int) -> None:
     """Count ``n`` env steps taken outside the learner's own (a guide's) toward t."""
     model.num_timesteps += int(n)
+
+
+def constructor_parameters(policy: Any) -> dict[str, Any]:
+    """The arguments ``policy`` was built with (``net_arch``, ``activation_fn``, ``use_sde``,
+    ``log_std_init``, ``ortho_init``, ...): what SB3 saves to rebuild it."""
+    check(f"{_POLICIES}.BasePolicy._get_constructor_parameters")
+    return dict(policy._get_constructor_parameters())
+
+
+# -- saved models (SB3's zip format: a "data" JSON beside the tensors) ----------------------------
+
+
+def saved_data(path: str | Path) -> dict[str, Any]:
+    """The ``data`` JSON of an SB3 model zip, unparsed: objects that are not JSON stay as SB3
+    wrote them (``{":type:", ":serialized:" (base64 cloudpickle), readable attributes}``).
+
+    Raises:
+        OSError, zipfile.BadZipFile, KeyError, ValueError: not an SB3 model zip.
+    """
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("data").decode())
+
+
+def unloadable_objects(data: Mapping[str, Any]) -> list[str]:
+    """Keys of ``data`` whose pickled object cannot be loaded in this process (a schedule
+    pickled as an object of a package that is not installed, such as rl-baselines3-zoo's)."""
+    out = []
+    for key, value in data.items():
+        if isinstance(value, dict) and ":serialized:" in value:
+            try:
+                cloudpickle.loads(base64.b64decode(value[":serialized:"].encode()))
+            except Exception:  # noqa: BLE001  (any failure: the object is replaced)
+                out.append(key)
+    return out
+
+
+def saved_algorithm(data: Mapping[str, Any]) -> str | None:
+    """The SB3 algorithm that saved ``data`` (``"ppo"``, ``"a2c"``, ``"dqn"``, ``"sac"``,
+    ``"td3"``), read from its policy class's module and the algorithm's own keys (PPO saves
+    ``n_epochs`` and ``clip_range``, A2C neither); None when not recognised."""
+    policy = data.get("policy_class")
+    module = policy.get("__module__", "") if isinstance(policy, dict) else ""
+    for algo in ("dqn", "sac", "td3"):
+        if module.startswith(f"stable_baselines3.{algo}."):
+            return algo
+    if module.startswith(("stable_baselines3.common.policies", "stable_baselines3.ppo.")):
+        return "ppo" if "n_epochs" in data and "clip_range" in data else "a2c"
+    return None
 
 
 # -- hooks -------------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ def _add_spec_flags(run: argparse.ArgumentParser) -> None:
         }
         if option.kind.collect is not None:
             kwargs.update(action="append", default=[])
+        if option.kind.nargs is not None:
+            kwargs["nargs"] = option.kind.nargs
         run.add_argument(flags[0], help=_with_default(option.help, option.default), **kwargs)
         for old, alias in zip(flags[1:], option.aliases):
             run.add_argument(old, help=argparse.SUPPRESS, **{**kwargs, "dest": alias})

@@ -123,7 +123,7 @@ class SourceRecord(Record):
     """``run.json`` of a pretrained source in the source cache. Steps are source env steps."""
 
     FILE: ClassVar[str] = "run.json"
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("attempts",)
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("attempts", "replaced_objects")
     kind: str = "source"
     key: str
     pair: str
@@ -134,6 +134,11 @@ class SourceRecord(Record):
     requested_steps: int
     checkpoint_every: int | None = None
     imported_from: str | None = None
+    replaced_objects: list[str] | None = None
+    """Saved objects of an imported model that could not be unpickled here (zoo's schedules,
+    pickled as rl_zoo3 objects) and were replaced by a constant schedule of 0 through SB3's
+    ``custom_objects``; absent: none. ``hyperparams`` are then the model's own values read from
+    the zip, these marked as replaced."""
     final_eval_mean_return_on_source: float | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -150,7 +155,7 @@ class TargetRecord(Record):
     otherwise. Steps are target env steps; times in seconds."""
 
     FILE: ClassVar[str] = "run.json"
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("error", "traceback", "attempts")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("error", "traceback", "attempts", "hyperparams_origin")
     kind: str = "target"
     pair: str
     algo: str
@@ -168,6 +173,10 @@ class TargetRecord(Record):
     eval_episodes: int = 0
     source_key: str | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    """The hyperparameters in force (zoo's form: ``lin_X`` schedules, ``policy_kwargs`` with
+    names such as ``nn.ReLU``) before the method's own overrides."""
+    hyperparams_origin: dict[str, str] | None = None
+    """Where each value that is not the package's default came from; absent: all are."""
     hyperparameter_overrides: dict[str, Any] = field(default_factory=dict)
     knobs: dict[str, float] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -256,6 +265,9 @@ class ExperimentRecord(Record):
     source_model: str | None = None
     backend: str = "local"
     pairs: dict[str, Any] = field(default_factory=dict)
+    hyperparams_in_force: dict[str, Any] = field(default_factory=dict)
+    """algo -> pair -> run kind (``source``, ``scratch``, each method) -> the hyperparameters
+    it is built with (overrides, a user's file and an imported model's architecture applied)."""
     versions: dict[str, str] = field(default_factory=dict)
     git_commit: str | None = None
 

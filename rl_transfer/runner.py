@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from agents import get_adapter
 from rl_transfer.errors import BackendError, FolderLockedError, RecordError, SpecError
 from rl_transfer.io import read_json
 from rl_transfer.methods import get_method
@@ -69,7 +68,7 @@ def plan(
     for pair in spec.pair_objects():
         for algo in spec.algos:
             budget = spec.budget(pair, algo)
-            hp = get_adapter(algo).hyperparams(pair.target.family)
+            in_force = spec.hyperparams_in_force(pair, algo)
             methods = spec.all_methods()
             if only is not None:
                 wanted_methods = {m for p, a, m in only if (p, a) == (pair.name, algo)}
@@ -82,7 +81,7 @@ def plan(
                     key = source_key(
                         pair,
                         algo,
-                        hp,
+                        in_force["source"],
                         seed,
                         budget["source_steps"],
                         spec.eval_episodes,
@@ -98,7 +97,7 @@ def plan(
                             seed=seed,
                             steps=budget["source_steps"],
                             eval_episodes=spec.eval_episodes,
-                            hyperparams=hp,
+                            hyperparams=in_force["source"],
                             dir=Path(spec.source_cache).resolve() / key,
                             imported=imported,
                             eval_every=budget["eval_every"],
@@ -113,7 +112,8 @@ def plan(
                         target_steps=budget["target_steps"],
                         eval_every=budget["eval_every"],
                         eval_episodes=spec.eval_episodes,
-                        hyperparams=hp,
+                        hyperparams=in_force[method],
+                        hyperparams_origin=spec.hyperparams_origin(pair, algo, method),
                         dir=_inside(root, pair.name, algo, method, f"seed_{seed}"),
                         source=src if get_method(method).needs_source else None,
                         knobs=spec.knobs,

@@ -86,6 +86,29 @@ def _collect_knobs(items: list[tuple[str, str, str]]) -> dict[str, dict[str, str
     return out
 
 
+def _assignment(text: str) -> tuple[str, Any]:
+    from rl_transfer.hyperparams import parse_assignment
+
+    try:
+        return parse_assignment(text)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _collect_assignments(items: list[list[tuple[str, Any]]]) -> dict[str, Any]:
+    return {k: v for group in items for k, v in group}
+
+
+def _file_arg(text: str) -> tuple[str, Path]:
+    from rl_transfer.hyperparams import parse_file_arg
+
+    return parse_file_arg(text)
+
+
+def _collect_files(items: list[tuple[str, Path]]) -> dict[str, Path]:
+    return dict(items)
+
+
 def _pydantic(name: str) -> Callable[[], Any]:
     """A study-file type built on first use (pydantic is imported only to read study files)."""
 
@@ -103,6 +126,8 @@ def _pydantic(name: str) -> Callable[[], Any]:
             "str": str,
             "path": Path,
             "knobs": dict[str, dict[str, float]],
+            "hyperparams": dict[str, Any],
+            "hyperparams_file": Path | dict[str, Path],
         }[name]
 
     return build
@@ -121,6 +146,9 @@ class Kind:
     parse: Callable[[str], Any]
     study_type: Callable[[], Any]
     collect: Callable[[list[Any]], Any] | None = None
+    nargs: str | None = None
+    """argparse's ``nargs`` of the flag (``"+"``: several values after one flag, as zoo's
+    ``--hyperparams``)."""
 
 
 NAMES = Kind(_names, _pydantic("names"))
@@ -131,6 +159,8 @@ FLOAT = Kind(float, _pydantic("float"))
 STR = Kind(str, _pydantic("str"))
 PATH = Kind(Path, _pydantic("path"))
 KNOBS = Kind(_knob, _pydantic("knobs"), collect=_collect_knobs)
+HYPERPARAMS = Kind(_assignment, _pydantic("hyperparams"), collect=_collect_assignments, nargs="+")
+HYPERPARAMS_FILE = Kind(_file_arg, _pydantic("hyperparams_file"), collect=_collect_files)
 
 
 @dataclass(frozen=True)
@@ -395,6 +425,30 @@ class ExperimentSpec:
         ),
     )
 
+    hyperparams: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_option(
+            help="hyperparameters as rl-baselines3-zoo's train script takes them, KEY:VALUE "
+            '(learning_rate:1e-4, learning_rate:lin_1e-3, policy_kwargs:"dict(net_arch=[32, '
+            "32])\"); a prefix addresses one run kind: source., target. or a method's name "
+            "(finetune.learning_rate:1e-4), an algorithm's name one algorithm",
+            default="agents/hyperparams/<algo>.yml, the target family's entry",
+            kind=HYPERPARAMS,
+            metavar="KEY:VALUE",
+        ),
+    )
+    hyperparams_file: dict[str, Path] = field(
+        default_factory=dict,
+        metadata=_option(
+            help="a hyperparameters yml in rl-baselines3-zoo's layout (env id or family name "
+            "-> entry), replacing the package's entries; ALGO= names its algorithm when the "
+            "experiment has several (repeatable)",
+            default="none",
+            kind=HYPERPARAMS_FILE,
+            metavar="[ALGO=]FILE",
+        ),
+    )
+
     @property
     def method_args(self) -> dict[str, dict[str, Any]]:
         """Former name of :attr:`knobs`."""
@@ -444,7 +498,6 @@ class ExperimentSpec:
             adapter = get_adapter(a)
             for p in self.pair_objects():
                 adapter.check_action_space(action_spaces[p.name], f"pair {p.name!r}")
-                adapter.check_hyperparams(adapter.hyperparams(p.target.family))
         if not self.methods:
             raise SpecError("no method given; for example --methods policy,value")
         for m in self.methods:
@@ -498,6 +551,7 @@ class ExperimentSpec:
                 self._check_eval_interval(pair, algo)
         if self.source_model is not None:
             self._check_source_model()
+        self._check_hyperparams()
         _check_writable(self.output_dir(), "--out")
         _check_writable(Path(self.source_cache), "--source-cache")
         self.check_resumable()
@@ -538,8 +592,6 @@ class ExperimentSpec:
             get_method(name).settings(knobs)
 
     def _check_source_model(self) -> None:
-        from agents import get_adapter
-
         path = Path(self.source_model)  # type: ignore[arg-type]
         if not path.is_file():
             raise SpecError(f"--source-model {path} does not exist")
@@ -554,10 +606,22 @@ class ExperimentSpec:
                 "weights expect normalized observations and rl_transfer's agents see raw "
                 "ones; use a model trained without normalization (zoo: normalize: false)"
             )
+        from agents import sb3
+
+        try:
+            saved = sb3.saved_algorithm(sb3.saved_data(path))
+        except Exception as exc:  # noqa: BLE001  (not a zip, no data, not JSON)
+            raise SpecError(
+                f"--source-model {path} is not a stable-baselines3 model zip ({exc})"
+            ) from None
         for algo in self.algos:
-            adapter = get_adapter(algo)
+            if saved is not None and saved != algo:
+                raise SpecError(
+                    f"--source-model {path} is a {saved.upper()} model and the experiment runs "
+                    f"{algo}: run it with --algo {saved}"
+                )
             try:
-                model = adapter.load(path)
+                model = self._imported_model(algo)
             except Exception as exc:  # noqa: BLE001  (SB3 raises many types on a foreign zip)
                 raise SpecError(
                     f"--source-model {path} cannot be loaded as a {algo} model "
@@ -644,10 +708,232 @@ class ExperimentSpec:
                 base[key] = int(getattr(self, key))
         return base
 
+    # -- hyperparameters ---------------------------------------------------------------------
+    def hyperparam_overrides(self) -> dict[str, Any]:
+        """The user's overrides, flat: ``{"[ALGO.][ARM.]KEY": value}`` (the study key's
+        per-algorithm form flattened, zoo's string forms parsed).
+
+        Raises:
+            SpecError: a value that cannot be parsed (:func:`rl_transfer.hyperparams.parse_value`).
+        """
+        from rl_transfer.hyperparams import flatten_study, parse_value
+
+        flat = flatten_study(self.hyperparams or {}, self.algos)
+        return {k: parse_value(v, k) if isinstance(v, str) else v for k, v in flat.items()}
+
+    def hyperparams_files(self) -> dict[str, Path]:
+        """``--hyperparams-file`` by algorithm name.
+
+        Raises:
+            SpecError: a file given without ``ALGO=`` while the experiment has several
+                algorithms, or for an algorithm it does not run.
+        """
+        given = self.hyperparams_file or {}
+        if isinstance(given, str | Path):
+            given = {"": Path(given)}
+        out: dict[str, Path] = {}
+        for algo, path in given.items():
+            if not algo:
+                if len(self.algos) != 1:
+                    raise SpecError(
+                        f"--hyperparams-file {path}: the experiment runs {', '.join(self.algos)}; "
+                        f"say which algorithm it is for, e.g. --hyperparams-file "
+                        f"{self.algos[0]}={path}"
+                    )
+                algo = self.algos[0]
+            if algo not in self.algos:
+                raise SpecError(
+                    f"--hyperparams-file {algo}={path}: {algo} is not among the algorithms "
+                    f"({', '.join(self.algos)})"
+                )
+            out[algo] = Path(path)
+        return out
+
+    def base_hyperparams(self, pair: EnvPair, algo: str) -> tuple[dict[str, Any], str]:
+        """``(entry, origin)``: the algorithm's hyperparameters for the pair's target family
+        before any ``--hyperparams`` override -- the user's zoo-layout file's entry when one is
+        given for ``algo``, else the package's (``agents/hyperparams/<algo>.yml``). Source and
+        target share it, so that their networks have the same architecture.
+
+        Raises:
+            SpecError: the user's file has no entry for the family (its keys listed).
+        """
+        from agents import get_adapter
+        from rl_transfer.hyperparams import load_zoo_file, zoo_entry
+
+        path = self.hyperparams_files().get(algo)
+        if path is None:
+            return get_adapter(algo).hyperparams(pair.target.family), (
+                f"agents/hyperparams/{algo}.yml"
+            )
+        family = pair.target.env_family
+        entry = zoo_entry(load_zoo_file(path), family)
+        if entry is None:
+            raise SpecError(
+                f"hyperparameters file {path} has no entry for the target of {pair.name!r} "
+                f"(family {family.name!r}): add one under {family.base_id!r} or "
+                f"{family.name!r} (its keys: {', '.join(load_zoo_file(path)) or 'none'})"
+            )
+        return entry, f"hyperparameters file {path}"
+
+    def hyperparams_in_force(self, pair: EnvPair, algo: str) -> dict[str, dict[str, Any]]:
+        """The hyperparameters each run kind of (pair, algo) is built with: ``"source"`` and
+        every method of :meth:`all_methods` (``"scratch"`` first) -> entry (canonical form:
+        :func:`rl_transfer.hyperparams.canonical`). With ``source_model``, every arm takes the
+        model's architecture (:meth:`_adopt_model_architecture`).
+
+        Raises:
+            SpecError: a bad prefix or value, or an imported model's architecture that an
+                override contradicts.
+        """
+        return {arm: hp for arm, (hp, _) in self._hyperparams_with_origin(pair, algo).items()}
+
+    def hyperparams_origin(self, pair: EnvPair, algo: str, arm: str) -> dict[str, str]:
+        """Where each value of ``arm``'s hyperparameters that is not the package's came from
+        (key -> ``--hyperparams finetune.learning_rate``, ``hyperparameters file F``, ``source
+        model M``)."""
+        return self._hyperparams_with_origin(pair, algo)[arm][1]
+
+    def _hyperparams_with_origin(
+        self, pair: EnvPair, algo: str
+    ) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
+        from rl_transfer.hyperparams import arm_hyperparams
+
+        cache = self.__dict__.setdefault("_hp_cache", {})
+        key = (pair.name, algo)
+        if key in cache:
+            return cache[key]
+        base, origin = self.base_hyperparams(pair, algo)
+        overrides = self.hyperparam_overrides()
+        out = {}
+        for arm in ["source", *self.all_methods()]:
+            hp, given = arm_hyperparams(base, overrides, algo, arm, self.algos, self.all_methods())
+            where = {k: f"--hyperparams {v}" for k, v in given.items()}
+            if not origin.startswith("agents/"):
+                where = {**{k: origin for k in base}, **where}
+            out[arm] = (hp, where)
+        if self.source_model is not None:
+            out = self._adopt_model_architecture(pair, algo, out)
+        cache[key] = out
+        return out
+
+    def _adopt_model_architecture(
+        self,
+        pair: EnvPair,
+        algo: str,
+        arms: dict[str, tuple[dict[str, Any], dict[str, str]]],
+    ) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
+        """Every target arm takes the imported model's architecture (``policy_kwargs``' net_arch,
+        activation_fn, log_std_init, ortho_init, ... and ``use_sde``), read from the zip; a value
+        the user set explicitly that contradicts it is refused, naming the key and both values.
+
+        Raises:
+            SpecError: see above.
+        """
+        from agents import get_adapter
+        from rl_transfer.hyperparams import from_sb3
+
+        adapter = get_adapter(algo)
+        model = self._imported_model(algo)
+        wanted = _architecture(model)
+        path = self.source_model
+        out = dict(arms)
+        for arm, (hp, where) in arms.items():
+            if arm == "source":
+                continue
+            have = _architecture(_build(adapter, pair, hp, f"the {arm} arm of {pair.name}/{algo}"))
+            hp, where = dict(hp), dict(where)
+            for key, value in wanted.items():
+                if have.get(key) == value:
+                    continue
+                if key == "use_sde":
+                    spelled = where.get("use_sde")
+                elif key in (hp.get("policy_kwargs") or {}):
+                    spelled = where.get("policy_kwargs")
+                else:
+                    spelled = None
+                if spelled is not None:
+                    raise SpecError(
+                        f"--source-model {path} was built with {key} {value!r} and the {arm} "
+                        f"arm's hyperparameters set {have.get(key)!r} ({spelled}): every arm "
+                        "is built with the model's architecture; drop the override, or import "
+                        "a model built with it"
+                    )
+                if key == "use_sde":
+                    hp["use_sde"] = value
+                else:
+                    hp["policy_kwargs"] = {**hp.get("policy_kwargs", {}), key: from_sb3(value)}
+                where[key] = f"source model {path}"
+            check = _architecture(_build(adapter, pair, hp, f"the {arm} arm of {pair.name}/{algo}"))
+            left = {k: (check.get(k), v) for k, v in wanted.items() if check.get(k) != v}
+            if left:
+                key, (a, b) = next(iter(left.items()))
+                raise SpecError(
+                    f"--source-model {path}: the {arm} arm cannot be built with the model's "
+                    f"{key} ({b!r}; built: {a!r})"
+                )
+            out[arm] = (hp, where)
+        return out
+
+    def _imported_model(self, algo: str) -> Any:
+        cache = self.__dict__.setdefault("_imported_cache", {})
+        if algo not in cache:
+            from agents import get_adapter
+
+            cache[algo] = get_adapter(algo).load(Path(self.source_model))  # type: ignore[arg-type]
+        return cache[algo]
+
+    def _check_hyperparams(self) -> None:
+        """Every run kind's hyperparameters: keys the algorithm takes, and -- when the user
+        gave any -- values stable-baselines3 accepts (each distinct entry is built once on its
+        task) and a source whose architecture matches each weight-transfer arm's.
+
+        Raises:
+            SpecError: an unknown key (the valid ones listed), a prefix that addresses no run,
+                a value SB3 refuses, or architectures that differ.
+        """
+        from agents import get_adapter
+        from rl_transfer.hyperparams import check_entry
+        from rl_transfer.methods import get_method
+
+        user = bool(self.hyperparam_overrides() or self.hyperparams_files())
+        for pair in self.pair_objects():
+            for algo in self.algos:
+                adapter = get_adapter(algo)
+                _, origin = self.base_hyperparams(pair, algo)
+                in_force = self.hyperparams_in_force(pair, algo)
+                for arm, hp in in_force.items():
+                    where = f"{algo} hyperparameters of the {arm} run on {pair.name}"
+                    check_entry(adapter, hp, where, file=not origin.startswith("agents/"))
+                    adapter.check_hyperparams(hp)
+                if not user:
+                    continue
+                built: dict[str, dict[str, Any]] = {}
+                arch: dict[str, dict[str, Any]] = {}
+                for arm, hp in in_force.items():
+                    blob = json.dumps([arm == "source", hp], sort_keys=True, default=str)
+                    if blob not in built:
+                        where = f"the {algo} hyperparameters of the {arm} run on {pair.name}"
+                        built[blob] = _architecture(
+                            _build(adapter, pair, hp, where, source=arm == "source")
+                        )
+                    arch[arm] = built[blob]
+                if self.source_model is not None:
+                    continue
+                for m in self.methods:
+                    if not get_method(m).parts:
+                        continue
+                    for key, value in arch["source"].items():
+                        if value != arch[m].get(key):
+                            raise SpecError(
+                                f"{pair.name}/{algo}: the source is built with {key} {value!r} "
+                                f"and the {m} arm with {arch[m].get(key)!r}: a weight transfer "
+                                f"needs the same architecture; give the override to both (no "
+                                f"source. or {m}. prefix)"
+                            )
+
     def identity(self) -> dict[str, Any]:
         """What determines the results: two specs with equal identity run the same runs."""
-        from agents import get_adapter
-
         return {
             "pairs": {
                 p.name: {**p.to_dict(), "budgets": {a: self.budget(p, a) for a in self.algos}}
@@ -664,13 +950,17 @@ class ExperimentSpec:
             "threshold": self.threshold,
             "asymptote_window": self.asymptote_window,
             "hyperparams": {
-                a: {
-                    p.name: get_adapter(a).hyperparams(p.target.family) for p in self.pair_objects()
-                }
+                a: {p.name: self.base_hyperparams(p, a)[0] for p in self.pair_objects()}
                 for a in self.algos
             },
             "source_model": _file_digest(self.source_model) if self.source_model else None,
             "knobs": {k: dict(v) for k, v in sorted(self.knobs.items())},
+            # only when given, so that folders named before overrides existed keep their name
+            **(
+                {"hyperparam_overrides": dict(sorted(overrides.items()))}
+                if (overrides := self.hyperparam_overrides())
+                else {}
+            ),
         }
 
     def experiment_name(self) -> str:
@@ -704,6 +994,10 @@ class ExperimentSpec:
             "source_model": str(self.source_model) if self.source_model else None,
             "backend": self.backend,
             "pairs": identity["pairs"],
+            "hyperparams_in_force": {
+                a: {p.name: self.hyperparams_in_force(p, a) for p in self.pair_objects()}
+                for a in self.algos
+            },
             "versions": package_versions(),
             "git_commit": _git_commit(),
             "identity": identity,
@@ -852,6 +1146,41 @@ def _differences(old: Any, new: Any, at: str = "") -> list[str]:
     if old == new:
         return []
     return [f"{at}: {old!r} -> {new!r}"]
+
+
+def _build(
+    adapter: Any, pair: EnvPair, hp: dict[str, Any], where: str, source: bool = False
+) -> Any:
+    """A model of ``hp`` on the pair's target (or source) task, to see what SB3 makes of it.
+
+    Raises:
+        SpecError: stable-baselines3 refuses the hyperparameters (its message, first line).
+    """
+    env_fn = pair.make_source if source else pair.make_target
+    try:
+        model = adapter.make_model(env_fn, hp, seed=0)
+    except SpecError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (SB3 and torch raise many types on bad values)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise SpecError(
+            f"{where}: stable-baselines3 refuses them ({type(exc).__name__}: {first})"
+        ) from None
+    model.get_env().close()
+    return model
+
+
+def _architecture(model: Any) -> dict[str, Any]:
+    """What decides the shape and function of ``model``'s networks (the keys of
+    :data:`rl_transfer.hyperparams.ARCHITECTURE` the policy was built with), recorded form."""
+    from agents import sb3
+    from rl_transfer.hyperparams import ARCHITECTURE, from_sb3
+
+    params = sb3.constructor_parameters(model.policy)
+    out = {k: from_sb3(params[k]) for k in ARCHITECTURE if k in params}
+    if hasattr(model, "use_sde"):
+        out["use_sde"] = bool(model.use_sde)
+    return out
 
 
 def _check_writable(path: Path, flag: str) -> None:

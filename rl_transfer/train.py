@@ -82,6 +82,9 @@ class TargetJob:
     knobs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Knob values given per method name (``{"shaping": {"scale": 0.5}}``); defaults fill the
     rest."""
+    hyperparams_origin: Mapping[str, str] = field(default_factory=dict)
+    """Where each hyperparameter that is not the package's came from (key -> ``--hyperparams
+    finetune.learning_rate``, ``hyperparameters file F``, ``source model M``)."""
     transfer: TransferMethod | None = None
     """The method object (resolved from ``method`` when not given). It travels with the job, so
     a method registered in the parent process runs in worker processes too."""
@@ -230,8 +233,12 @@ def _train_source(job: SourceJob, report: ProgressFn | None) -> dict[str, Any]:
     tmp = _building_dir(job)
     _fresh_dir(tmp)
     adapter = get_adapter(job.algo)
+    replaced: list[str] | None = None
+    hyperparams = dict(job.hyperparams)
     if job.imported is not None:
         model = adapter.load(job.imported)
+        replaced = adapter.replaced_objects(job.imported) or None
+        hyperparams = adapter.saved_hyperparams(model, replaced or [])
         model.set_logger(configure(str(tmp), ["tensorboard"]))
     else:
         model = adapter.make_model(job.pair.make_source, job.hyperparams, job.seed)
@@ -259,8 +266,9 @@ def _train_source(job: SourceJob, report: ProgressFn | None) -> dict[str, Any]:
         requested_steps=job.steps,
         checkpoint_every=job.eval_every if job.imported is None else None,
         imported_from=str(job.imported) if job.imported else None,
+        replaced_objects=replaced,
         final_eval_mean_return_on_source=mean,
-        hyperparams=dict(job.hyperparams),
+        hyperparams=hyperparams,
         versions=package_versions(),
         wall_time_s=round(time.time() - started, 2),
     )
@@ -398,6 +406,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         eval_episodes=job.eval_episodes,
         source_key=job.source.key if job.source else None,
         hyperparams=dict(job.hyperparams),
+        hyperparams_origin=dict(job.hyperparams_origin) or None,
         hyperparameter_overrides=overrides,
         knobs=knobs,
         versions=package_versions(),

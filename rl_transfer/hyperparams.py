@@ -308,7 +308,8 @@ def policy_keys(adapter: Any, policy: str = "MlpPolicy") -> list[str]:
     return sorted(
         k
         for k in params
-        if k not in ("self", "observation_space", "action_space", "lr_schedule", "kwargs")
+        if k
+        not in ("self", "observation_space", "action_space", "lr_schedule", "kwargs", "use_sde")
     )
 
 

@@ -145,39 +145,27 @@ def test_kill_9_of_one_worker_is_retried(tiny_experiment, tmp_path):
 
 
 def test_failed_run_is_recorded_and_the_rest_go_on(tmp_path):
-    """A source model with another architecture: every transfer run fails at the copy (its error
-    recorded), scratch runs finish, the exit status is non-zero."""
-    from stable_baselines3 import PPO
-
-    import envs
-
-    model = PPO(
-        "MlpPolicy",
-        envs.get_pair("cartpole-long-pole").make_source(),
-        policy_kwargs={"net_arch": [8]},
-        n_steps=64,
-        seed=0,
-        device="cpu",
-    )
-    model.save(tmp_path / "small.zip")
+    """A transfer that fails once its model is built (jsrl with a budget of one rollout leaves
+    its guide no step): every jsrl run fails (its error recorded), scratch runs finish, the exit
+    status is non-zero."""
     proc = cli(
         "run",
         *TINY,
         "--methods",
-        "policy",
-        "--source-model",
-        "small.zip",
+        "jsrl",
+        "--target-steps",
+        "256",  # PPO's CartPole rollout: 32 steps x 8 envs
         "--out",
         "exp",
         *ROOT_ARGS,
         cwd=tmp_path,
     )
     assert proc.returncode == 1
-    assert "source shape (8, 4) != target shape (64, 4)" in proc.stderr
+    assert "leaves the guide no step" in proc.stderr
     exp = tmp_path / "exp/cartpole-long-pole/ppo"
     for seed in (0, 1):
         assert read_json(exp / f"scratch/seed_{seed}/run.json")["status"] == "done"
-        failed = read_json(exp / f"policy/seed_{seed}/run.json")
+        failed = read_json(exp / f"jsrl/seed_{seed}/run.json")
         assert failed["status"] == "failed" and "TransferError" in failed["error"]
     (result,) = _results(tmp_path / "exp")
     assert result["seeds"] == [] and result["failed_seeds"] == [0, 1]

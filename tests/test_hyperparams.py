@@ -383,7 +383,9 @@ def test_a_use_sde_model_builds_every_arm_with_sde(tmp_path):
     hp = spec.hyperparams_in_force(spec.pair_objects()[0], "ppo")
     for arm in ("scratch", "policy"):
         assert hp[arm]["use_sde"] is True and hp[arm]["policy_kwargs"]["log_std_init"] == -2.0
-    with pytest.raises(SpecError, match=r"built with use_sde True .* set False \(--hyperparams use_sde\)"):
+    with pytest.raises(
+        SpecError, match=r"built with use_sde True .* set False \(--hyperparams use_sde\)"
+    ):
         spec_from(
             pairs=["pendulum-heavy"],
             algos=["ppo"],

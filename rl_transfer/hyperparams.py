@@ -219,9 +219,14 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition(":")
     key = key.strip()
     if not sep or not key or not value.strip():
+        hint = (
+            "; a study file goes before --hyperparams (it takes every word after it)"
+            if text.endswith((".yaml", ".yml"))
+            else ""
+        )
         raise SpecError(
             f"--hyperparams {text!r}: expected KEY:VALUE, e.g. learning_rate:1e-4 or "
-            "target.learning_rate:lin_1e-3"
+            f"target.learning_rate:lin_1e-3{hint}"
         )
     return key, parse_value(value, key)
 

@@ -102,7 +102,7 @@ def _pydantic(name: str) -> Callable[[], Any]:
             "float": float,
             "str": str,
             "path": Path,
-            "knobs": dict[str, dict[str, float]],
+            "knobs": dict[str, dict[str, float | str]],
         }[name]
 
     return build
@@ -498,6 +498,9 @@ class ExperimentSpec:
                 self._check_eval_interval(pair, algo)
         if self.source_model is not None:
             self._check_source_model()
+        from rl_transfer.normalization import check_spec as check_statistics
+
+        check_statistics(self, lambda p, a, kind: get_adapter(a).hyperparams(p.target.family))
         _check_writable(self.output_dir(), "--out")
         _check_writable(Path(self.source_cache), "--source-cache")
         self.check_resumable()
@@ -539,21 +542,11 @@ class ExperimentSpec:
 
     def _check_source_model(self) -> None:
         from agents import get_adapter
+        from rl_transfer.normalization import check_imported
 
         path = Path(self.source_model)  # type: ignore[arg-type]
         if not path.is_file():
             raise SpecError(f"--source-model {path} does not exist")
-        # rl-baselines3-zoo keeps them in <run>/<env_id>/vecnormalize.pkl (for <env_id>.zip
-        # and best_model.zip) and <run>/rl_model_vecnormalize_<n>_steps.pkl (checkpoints)
-        found = sorted(path.parent.glob("*vecnormalize*.pkl")) + sorted(
-            path.parent.glob("*/vecnormalize.pkl")
-        )
-        if found:
-            raise SpecError(
-                f"--source-model {path} was trained with VecNormalize ({found[0]}): its "
-                "weights expect normalized observations and rl_transfer's agents see raw "
-                "ones; use a model trained without normalization (zoo: normalize: false)"
-            )
         for algo in self.algos:
             adapter = get_adapter(algo)
             try:
@@ -573,6 +566,7 @@ class ExperimentSpec:
                                 f"--source-model {path}: its {what.replace('_', ' ')} {a} differs "
                                 f"from the source task of {pair.name!r} ({b})"
                             )
+                    check_imported(path, model, env.observation_space)  # VecNormalize statistics
                 finally:
                     env.close()
 
@@ -912,6 +906,11 @@ def source_key(
     }
     if source_model is not None:
         payload["imported_model"] = _file_digest(source_model)
+        from rl_transfer.normalization import paired_statistics
+
+        statistics = paired_statistics(source_model)  # the VecNormalize file zoo pairs with it
+        if statistics is not None:
+            payload["imported_statistics"] = _file_digest(statistics)
     else:
         payload.update(
             {

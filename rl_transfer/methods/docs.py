@@ -86,23 +86,31 @@ def support_matrix() -> str:
         "and optimizer state is fresh unless `finetune.optimizer=1` asks for the source's. "
         "`transfer_report.json` lists every tensor copied, synced, frozen or left fresh.",
         "",
-        "Normalization statistics: with rl-baselines3-zoo's `normalize` in the hyperparameters, "
-        "the training envs are wrapped in stable-baselines3's `VecNormalize`. Every method that "
-        f"takes a source has the knob `vecnormalize` ({VECNORMALIZE.doc}; default "
-        f"`{VECNORMALIZE.default}`); scratch always starts fresh statistics. With `carry` or "
-        "`freeze` the policy arm at t = 0 acts exactly as the source on the target. Evaluation "
-        "normalizes observations with the statistics as they are at that moment, frozen during "
-        "it, and reports raw returns. The source is always queried with its own statistics, "
-        "frozen (jsrl's guide, reuse's actions, shaping's potential, its curve on the target, "
-        "each checkpoint with its own); `kickstart` queries it on the learner's normalized "
-        "minibatch and needs `kickstart.vecnormalize=freeze`. Replay buffers hold raw "
-        "observations and rewards, normalized when sampled with the learner's statistics. "
-        "Weights are never copied between a normalized and a raw agent (refused before anything "
-        "runs). A `--source-model` takes the statistics file zoo's layout pairs with it "
-        "(`<run>/<env_id>/vecnormalize.pkl` for `<env_id>.zip` and `best_model.zip`, "
-        "`rl_model_vecnormalize_<n>_steps.pkl` for `rl_model_<n>_steps.zip`, `vecnormalize.pkl` "
-        "beside rl_transfer's `model.zip`); a PPO or A2C zip trained with `VecNormalize` "
-        "and imported without its file is refused.",
+        "Normalization statistics: with rl-baselines3-zoo's `normalize` in the hyperparameters "
+        "(`true`, or a mapping such as `{'norm_obs': True, 'norm_reward': False}`; gamma is the "
+        "learner's), the training envs are wrapped in stable-baselines3's `VecNormalize`.",
+        "",
+        f"- Every method that takes a source has the knob `vecnormalize` (default "
+        f"`{VECNORMALIZE.default}`): `carry` starts the target's statistics from the source's "
+        "and keeps updating them, `fresh` starts new ones, `freeze` keeps the source's, never "
+        "updated. Scratch always starts fresh statistics. With `carry` or `freeze` the policy "
+        "arm at t = 0 acts exactly as the source on the target.",
+        "- Evaluation normalizes observations with the statistics as they are at that moment, "
+        "frozen during it; returns are the task's raw rewards.",
+        "- The source is always queried with its own statistics, frozen: jsrl's guide, reuse's "
+        "actions, shaping's potential, its curve on the target (each checkpoint with its own). "
+        "`kickstart` queries it on the learner's normalized minibatch and needs "
+        "`kickstart.vecnormalize=freeze`.",
+        "- Replay buffers hold raw observations and rewards, normalized when sampled with the "
+        "learner's statistics.",
+        "- Weights are never copied between a normalized and a raw agent (refused before "
+        "anything runs).",
+        "- A `--source-model` takes the statistics file zoo's layout pairs with it: "
+        "`<run>/<env_id>/vecnormalize.pkl` for `<env_id>.zip` and `best_model.zip`, "
+        "`rl_model_vecnormalize_<n>_steps.pkl` for `rl_model_<n>_steps.zip`, "
+        "`vecnormalize.pkl` beside rl_transfer's `model.zip`. A PPO or A2C zip trained with "
+        "`VecNormalize` and imported without its file is refused (an off-policy zip does not "
+        "tell).",
         "",
         "Steps the source's policy takes in the target env (`jsrl` roll-ins, `reuse` actions) "
         "are target env steps: they count toward t (budget, evaluation grid, every metric).",

@@ -3,7 +3,8 @@
 Transfer methods need a few things SB3 keeps private: the off-policy action sampler (pi-reuse
 replaces the learner's action), the actor-critic update (kickstarting adds a loss term), the
 greedy forward pass without ``predict``'s bookkeeping (evaluation's hot path), the optimizer
-attribute names, the step counter's budget and the episode-statistics window. Each is reached
+attribute names, the step counter's budget, the episode-statistics window, and under
+``VecNormalize`` the raw observations SB3 keeps beside the normalized ones. Each is reached
 through one small function here, and each function first checks that the installed SB3 still
 has the symbol it uses, with the parameters it was written against (:data:`TOUCH_POINTS`;
 :func:`check_surface` checks them all). A changed symbol raises

@@ -15,6 +15,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 import envs
 from agents import get_adapter
 from agents.normalize import vecnormalize_kwargs
+from agents.sb3 import trained_with_vecnormalize
 from rl_transfer.errors import SpecError
 from rl_transfer.evaluation import Evaluator
 from rl_transfer.io import SOURCE_CURVE_FILE
@@ -289,6 +290,13 @@ def test_imported_zoo_model_brings_the_statistics_paired_with_it(source, tmp_pat
     shutil.copy(zoo, alone)
     with pytest.raises(SpecError, match=r"trained with VecNormalize and its statistics are not"):
         spec_from(source_model=str(alone), methods=["jsrl"], **out).validate()
+    # what tells: PPO and A2C keep the raw first observation only under VecNormalize
+    ppo = get_adapter("ppo")
+    assert trained_with_vecnormalize(ppo.load(zoo)) is True
+    raw = ppo.make_model(PAIR.make_source, {**HP, "normalize": False}, 0)
+    raw.learn(128)
+    assert trained_with_vecnormalize(raw) is False
+    assert trained_with_vecnormalize(get_adapter("dqn").make_model(PAIR.make_source, {}, 0)) is None
     # imported, transferred with carried statistics: t = 0 is the zoo model on the target
     imported = _source_job(tmp_path / "imported", imported=zoo)
     assert train_source(imported)["normalization"]["from"] == str(

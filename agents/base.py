@@ -23,7 +23,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents import sb3
+from agents import normalize, sb3
 from rl_transfer.errors import SpecError, TransferError
 from rl_transfer.hyperparams import canonical, to_sb3
 
@@ -140,15 +140,9 @@ class AgentAdapter:
 
     def check_hyperparams(self, hyperparams: Mapping[str, Any]) -> None:
         """Raises:
-        SpecError: the hyperparameters ask for ``VecNormalize`` (``normalize``): agents
-            see raw observations so that transferred weights meet the inputs they were
-            trained on."""
-        if hyperparams.get("normalize"):
-            raise SpecError(
-                f"{self.algo} hyperparameters ask for VecNormalize (normalize: true); "
-                "rl_transfer's agents see raw observations so that transferred weights meet the "
-                "inputs they were trained on: remove `normalize` from the hyperparameters"
-            )
+        SpecError: a ``normalize`` value zoo would not read
+            (:func:`agents.normalize.vecnormalize_kwargs`)."""
+        normalize.vecnormalize_kwargs(hyperparams)
 
     def check_action_space(self, space: gymnasium.spaces.Space, where: str) -> None:
         """Raises:
@@ -193,7 +187,10 @@ class AgentAdapter:
 
         ``overrides`` replace hyperparameters after parsing (used by transfer methods, for
         example DQN's exploration start). ``wrapper`` goes around each training env's Monitor
-        (see :meth:`make_vec_env`). The model runs on the CPU.
+        (see :meth:`make_vec_env`). With zoo's ``normalize``, stable-baselines3's
+        ``VecNormalize`` goes around the vectorised env (:mod:`agents.normalize`), so the
+        method's wrapper and the Monitor see raw observations and rewards. The model runs on
+        the CPU.
         """
         hp = canonical(hyperparams)  # a copy: SB3's A2C adds optimizer_class to policy_kwargs
         n_envs = int(hp.pop("n_envs", 1))
@@ -210,7 +207,11 @@ class AgentAdapter:
         noise_type = hp.pop("noise_type", None)
         noise_std = float(hp.pop("noise_std", 0.1))
         hp.update(overrides or {})
+        vecnormalize = normalize.vecnormalize_kwargs(hp)
+        hp.pop("normalize", None)
         env = self.make_vec_env(env_fn, n_envs, seed, wrapper)
+        if vecnormalize is not None:  # zoo's normalize: VecNormalize around the training envs
+            env = normalize.wrap(env, vecnormalize)
         if noise_type is not None:
             hp["action_noise"] = _action_noise(noise_type, noise_std, env.action_space)
         return self.algo_class(policy, env, seed=seed, device="cpu", verbose=0, **hp)

@@ -3,7 +3,8 @@
 Transfer methods need a few things SB3 keeps private: the off-policy action sampler (pi-reuse
 replaces the learner's action), the actor-critic update (kickstarting adds a loss term), the
 greedy forward pass without ``predict``'s bookkeeping (evaluation's hot path), the optimizer
-attribute names, the step counter's budget and the episode-statistics window. Each is reached
+attribute names, the step counter's budget, the episode-statistics window, and under
+``VecNormalize`` the raw observations SB3 keeps beside the normalized ones. Each is reached
 through one small function here, and each function first checks that the installed SB3 still
 has the symbol it uses, with the parameters it was written against (:data:`TOUCH_POINTS`;
 :func:`check_surface` checks them all). A changed symbol raises
@@ -116,8 +117,22 @@ TOUCH_POINTS: dict[str, TouchPoint] = {
         TouchPoint(
             "stable_baselines3.common.base_class.BaseAlgorithm._setup_learn",
             ("total_timesteps", "callback", "reset_num_timesteps", "tb_log_name", "progress_bar"),
-            "kickstart and the step budget: learn() stores _total_timesteps; stats window",
-            order=("self._total_timesteps = total_timesteps",),
+            "kickstart and the step budget: learn() stores _total_timesteps; stats window; "
+            "imported models: _last_original_obs is set only under VecNormalize (on-policy)",
+            order=(
+                "self._total_timesteps = total_timesteps",
+                "self._last_original_obs = self._vec_normalize_env.get_original_obs()",
+            ),
+        ),
+        TouchPoint(
+            f"{_OFF_POLICY}._store_transition",
+            ("replay_buffer", "buffer_action", "new_obs", "reward", "dones", "infos"),
+            "reuse under VecNormalize: _last_original_obs, the raw observation of _last_obs",
+            order=(
+                "get_original_obs()",
+                "self._last_obs = new_obs",
+                "self._last_original_obs = new_obs_",
+            ),
         ),
         TouchPoint(
             "stable_baselines3.common.base_class.BaseAlgorithm.__init__",
@@ -254,6 +269,29 @@ def current_logger(model: Any) -> Any | None:
 def last_observations(model: Any) -> np.ndarray:
     """The observations the learner acts on next, shape ``[n_envs, *obs_shape]``."""
     return _attr(model, "_last_obs", f"{_OFF_POLICY}._sample_action")
+
+
+def raw_last_observations(model: Any) -> np.ndarray:
+    """The raw observations the off-policy learner acts on next, ``[n_envs, *obs_shape]``:
+    under ``VecNormalize`` SB3 keeps them beside the normalized ``_last_obs`` (it stores them in
+    the replay buffer); without it they are ``_last_obs``."""
+    symbol = f"{_OFF_POLICY}._store_transition"
+    check(symbol)
+    if model.get_vec_normalize_env() is None:
+        return last_observations(model)
+    return _attr(model, "_last_original_obs", symbol)
+
+
+def trained_with_vecnormalize(model: Any) -> bool | None:
+    """Whether a saved model was trained under ``VecNormalize``, read from the model alone:
+    on-policy learners (PPO, A2C) keep the raw first observation in ``_last_original_obs``
+    (saved in the zip) only then. None for off-policy learners, which set it either way."""
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+    check("stable_baselines3.common.base_class.BaseAlgorithm._setup_learn")
+    if isinstance(model, OffPolicyAlgorithm):
+        return None
+    return vars(model).get("_last_original_obs") is not None
 
 
 def add_env_steps(model: Any, n: int) -> None:

@@ -123,7 +123,7 @@ class SourceRecord(Record):
     """``run.json`` of a pretrained source in the source cache. Steps are source env steps."""
 
     FILE: ClassVar[str] = "run.json"
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("attempts", "replaced_objects")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("attempts", "replaced_objects", "normalization")
     kind: str = "source"
     key: str
     pair: str
@@ -141,6 +141,11 @@ class SourceRecord(Record):
     the zip, these marked as replaced."""
     final_eval_mean_return_on_source: float | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    normalization: dict[str, Any] | None = None
+    """The source's ``VecNormalize`` statistics, saved as vecnormalize.pkl beside model.zip:
+    ``file``, ``from`` (``"trained"`` or the imported file zoo's layout pairs with the model),
+    their settings and sample counts (:func:`rl_transfer.normalization.describe`); absent:
+    trained without ``VecNormalize``."""
     versions: dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
     status: str = "done"
@@ -155,7 +160,13 @@ class TargetRecord(Record):
     otherwise. Steps are target env steps; times in seconds."""
 
     FILE: ClassVar[str] = "run.json"
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("error", "traceback", "attempts", "hyperparams_origin")
+    OPTIONAL: ClassVar[tuple[str, ...]] = (
+        "error",
+        "traceback",
+        "attempts",
+        "hyperparams_origin",
+        "normalization",
+    )
     kind: str = "target"
     pair: str
     algo: str
@@ -178,7 +189,10 @@ class TargetRecord(Record):
     hyperparams_origin: dict[str, str] | None = None
     """Where each value that is not the package's default came from; absent: all are."""
     hyperparameter_overrides: dict[str, Any] = field(default_factory=dict)
-    knobs: dict[str, float] = field(default_factory=dict)
+    knobs: dict[str, float | str] = field(default_factory=dict)
+    normalization: str | None = None
+    """What the run did with ``VecNormalize`` statistics, in one line (``carry: ...``, ``fresh:
+    ...``, ``freeze: ...``); absent: no ``VecNormalize``. Details in transfer_report.json."""
     versions: dict[str, str] = field(default_factory=dict)
     wall_time_s: float = 0.0
     eval_time_s: float = 0.0
@@ -212,10 +226,15 @@ class TransferReport(Record):
     doc: str
     parts: list[str] = field(default_factory=list)
     frozen_parts: list[str] = field(default_factory=list)
-    knobs: dict[str, float] = field(default_factory=dict)
+    knobs: dict[str, float | str] = field(default_factory=dict)
     hyperparameter_overrides: dict[str, Any] = field(default_factory=dict)
     optimizer_state: Any = "fresh (not transferred; finetune.optimizer=1 carries it)"
-    normalization: str = "none: no VecNormalize, observations and rewards reach the networks raw"
+    normalization: str | dict[str, Any] = (
+        "none: no VecNormalize, observations and rewards reach the networks raw"
+    )
+    """What the run did with ``VecNormalize`` statistics
+    (:func:`rl_transfer.normalization.start_statistics`): the choice (``carry``, ``fresh``,
+    ``freeze``), the source's file, the statistics at the start and at the ``end``."""
     source: dict[str, Any] | None = None
     source_segment: str | None = None
 

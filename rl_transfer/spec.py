@@ -125,7 +125,7 @@ def _pydantic(name: str) -> Callable[[], Any]:
             "float": float,
             "str": str,
             "path": Path,
-            "knobs": dict[str, dict[str, float]],
+            "knobs": dict[str, dict[str, float | str]],
             "hyperparams": dict[str, Any],
             "hyperparams_file": Path | dict[str, Path],
         }[name]
@@ -552,6 +552,9 @@ class ExperimentSpec:
         if self.source_model is not None:
             self._check_source_model()
         self._check_hyperparams()
+        from rl_transfer.normalization import check_spec as check_statistics
+
+        check_statistics(self, lambda p, a, kind: self.hyperparams_in_force(p, a)[kind])
         _check_writable(self.output_dir(), "--out")
         _check_writable(Path(self.source_cache), "--source-cache")
         self.check_resumable()
@@ -592,20 +595,11 @@ class ExperimentSpec:
             get_method(name).settings(knobs)
 
     def _check_source_model(self) -> None:
+        from rl_transfer.normalization import check_imported
+
         path = Path(self.source_model)  # type: ignore[arg-type]
         if not path.is_file():
             raise SpecError(f"--source-model {path} does not exist")
-        # rl-baselines3-zoo keeps them in <run>/<env_id>/vecnormalize.pkl (for <env_id>.zip
-        # and best_model.zip) and <run>/rl_model_vecnormalize_<n>_steps.pkl (checkpoints)
-        found = sorted(path.parent.glob("*vecnormalize*.pkl")) + sorted(
-            path.parent.glob("*/vecnormalize.pkl")
-        )
-        if found:
-            raise SpecError(
-                f"--source-model {path} was trained with VecNormalize ({found[0]}): its "
-                "weights expect normalized observations and rl_transfer's agents see raw "
-                "ones; use a model trained without normalization (zoo: normalize: false)"
-            )
         from agents import sb3
 
         try:
@@ -637,6 +631,7 @@ class ExperimentSpec:
                                 f"--source-model {path}: its {what.replace('_', ' ')} {a} differs "
                                 f"from the source task of {pair.name!r} ({b})"
                             )
+                    check_imported(path, model, env.observation_space)  # VecNormalize statistics
                 finally:
                     env.close()
 
@@ -1241,6 +1236,11 @@ def source_key(
     }
     if source_model is not None:
         payload["imported_model"] = _file_digest(source_model)
+        from rl_transfer.normalization import paired_statistics
+
+        statistics = paired_statistics(source_model)  # the VecNormalize file zoo pairs with it
+        if statistics is not None:
+            payload["imported_statistics"] = _file_digest(statistics)
     else:
         payload.update(
             {

@@ -22,6 +22,7 @@ from stable_baselines3.common.logger import configure
 
 from agents import get_adapter
 from envs import EnvPair
+from rl_transfer import normalization
 from rl_transfer.budget import BudgetReached, BudgetStop, StepBudget
 from rl_transfer.evaluation import (
     EvalLog,
@@ -134,6 +135,7 @@ class _SourceCheckpoints(UpdateBoundaryCallback):
     def at_boundary(self, t: int) -> None:
         path = self.folder / f"policy_{t}_steps.pt"
         atomic_write(path, lambda p: torch.save(self.model.policy.state_dict(), p))
+        normalization.save_statistics(self.model, self.folder / f"vecnormalize_{t}_steps.pkl")
 
 
 def source_checkpoints(folder: Path) -> list[tuple[int, Path]]:
@@ -151,17 +153,22 @@ def evaluate_source_segment(
     target with ``evaluator``; write them to ``out`` (evaluations.npz layout, timesteps in source
     steps). This is the source's measured curve on the target, the segment that total-time
     accounting charges. Returns the number of points (0 and nothing written when the source has
-    no checkpoints: an imported model)."""
+    no checkpoints: an imported model). A source trained with ``VecNormalize`` is evaluated at
+    each checkpoint with the statistics saved with it."""
     checkpoints = source_checkpoints(source.dir)
     if not checkpoints:
         return 0
     final_steps = SourceRecord.read(source.dir / "run.json").source_steps
     model = adapter.load(source.dir / "model.zip")
+    inputs, _ = normalization.attach_saved(model, source.dir)
     final = evaluator.evaluate(model)  # before the checkpoints overwrite its weights
     log = EvalLog()
     for t, path in checkpoints:
         if t < final_steps:
             model.policy.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            if inputs is not None:
+                stats = normalization.checkpoint_statistics(source.dir, t)
+                inputs.set(normalization.load_statistics(stats))
             log.add(t, *evaluator.evaluate(model))
     log.add(final_steps, *final)
     log.save(out)
@@ -247,7 +254,11 @@ def _train_source(job: SourceJob, report: ProgressFn | None) -> dict[str, Any]:
         if job.eval_every:
             callbacks.append(_SourceCheckpoints(tmp / CHECKPOINTS, job.eval_every))
         model.learn(total_timesteps=job.steps, callback=CallbackList(callbacks))
-    evaluator = Evaluator(job.pair.make_source, job.eval_episodes, act=adapter.act)
+    statistics = normalization.source_record(model, tmp, job.imported)
+    if job.imported is not None:
+        normalization.attach_saved(model, tmp)
+    act = normalization.normalizing_act(adapter.act)
+    evaluator = Evaluator(job.pair.make_source, job.eval_episodes, act=act)
     log = EvalLog()
     mean = record_eval(model, log, evaluator, model.num_timesteps)
     evaluator.close()
@@ -269,6 +280,7 @@ def _train_source(job: SourceJob, report: ProgressFn | None) -> dict[str, Any]:
         replaced_objects=replaced,
         final_eval_mean_return_on_source=mean,
         hyperparams=hyperparams,
+        normalization=statistics,
         versions=package_versions(),
         wall_time_s=round(time.time() - started, 2),
     )
@@ -294,7 +306,8 @@ def train_target(
     t = 0, learn ``target_steps`` (rounded up to whole rollouts, the same for every arm:
     :class:`rl_transfer.budget.StepBudget`) with an evaluation at the first update boundary at or
     after each multiple of ``eval_every`` and one after the final update, then write
-    evaluations.npz, transfer_report.json, model.zip and -- last -- run.json with
+    evaluations.npz, transfer_report.json, model.zip (and vecnormalize.pkl under
+    ``VecNormalize``: :mod:`rl_transfer.normalization`) and -- last -- run.json with
     ``status: "done"``. A failure writes run.json with ``status: "failed"``.
     """
     started = time.time()
@@ -330,10 +343,13 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         hyperparameter_overrides=overrides,
     )
     source_steps = 0
+    source_stats = None
     if job.source is not None:
         source_steps = SourceRecord.read(job.source.dir / "run.json").source_steps
         run.source = adapter.load(job.source.dir / "model.zip")
         run.source_dir = job.source.dir
+        run.source_inputs, source_stats = normalization.attach_saved(run.source, job.source.dir)
+        normalization.check_run(method, knobs, job.hyperparams, source_stats, job.source.dir)
         transfer.source = {
             "key": job.source.key,
             "dir": str(job.source.dir),
@@ -347,6 +363,10 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     model.set_logger(configure(str(job.dir), ["tensorboard"]))
     budget = StepBudget(job.target_steps, adapter.rollout_steps(model), int(model.n_envs))
     run.model, run.budget = model, budget
+    source_dir = None if job.source is None else job.source.dir
+    transfer.normalization = normalization.start_statistics(
+        model, knobs.get(normalization.KNOB), source_stats, source_dir
+    )
 
     # 2. the transfer: what moves before learning, and the method's callbacks
     entries, method_callbacks = method.before_learning(run)
@@ -356,7 +376,8 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         writer.add_text("transfer/report", transfer_text(transfer.to_dict()), 0)
 
     # 3. evaluation at t = 0, on the source's measured segment, and learning to the budget
-    evaluator = Evaluator(job.pair.make_target, job.eval_episodes, act=adapter.act)
+    act = normalization.normalizing_act(adapter.act)
+    evaluator = Evaluator(job.pair.make_target, job.eval_episodes, act=act)
     if job.source is not None:
         transfer.source_segment = (
             "measured: the source's checkpoints evaluated on this target"
@@ -390,9 +411,11 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     evaluator.close()
 
     # 5. the results, run.json last
+    normalization.finish_statistics(model, transfer.normalization)
     log.save(job.dir / "evaluations.npz")
     transfer.write(job.dir)
     atomic_write(job.dir / "model.zip", lambda p: model.save(str(p)))
+    normalization.save_statistics(model, job.dir / normalization.STATISTICS_FILE)
     model.logger.close()
     record = TargetRecord(
         **job.identity(),
@@ -409,6 +432,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         hyperparams_origin=dict(job.hyperparams_origin) or None,
         hyperparameter_overrides=overrides,
         knobs=knobs,
+        normalization=normalization.summary(transfer.normalization),
         versions=package_versions(),
         wall_time_s=round(time.time() - started, 2),
         eval_time_s=round(eval_seconds, 2),

@@ -134,11 +134,21 @@ def test_optimizer_state_is_fresh_unless_carried(algo):
     assert any(e["carried"] for e in report)
 
 
-def test_vecnormalize_hyperparameters_are_refused():
-    """A configuration refusal: the spec is wrong (SpecError), not a transfer."""
+def test_normalize_wraps_the_training_envs_in_vecnormalize():
+    """zoo's normalize: VecNormalize around the vectorised env, the Monitor inside it (the
+    episode statistics stay the task's raw returns); a value zoo would not read is a SpecError
+    (the spec is wrong), not a transfer error."""
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import VecNormalize
+
     adapter = get_adapter("ppo")
-    with pytest.raises(SpecError, match="VecNormalize"):
-        _small(adapter, 0, normalize=True)
+    model = _small(adapter, 0, normalize="{'norm_obs': True, 'norm_reward': False}")
+    assert isinstance(model.env, VecNormalize) and model.get_vec_normalize_env() is model.env
+    assert model.env.norm_obs and not model.env.norm_reward and model.env.gamma == 0.98
+    assert isinstance(model.env.venv.envs[0], Monitor)
+    assert _small(adapter, 0).get_vec_normalize_env() is None
+    with pytest.raises(SpecError, match="normalize must be true, false or a mapping"):
+        _small(adapter, 0, normalize=3)
 
 
 def test_optimizer_state_of_another_optimizer_class_is_refused():

@@ -130,7 +130,7 @@ def test_unsupported_method_is_refused_before_anything_runs(tmp_path):
     [
         (
             ["--methods", "shaping", "--method-arg", "shaping.scal=1"],
-            "method 'shaping' has no knob 'scal'; its knobs: scale",
+            "method 'shaping' has no knob 'scal'; its knobs: scale, vecnormalize",
         ),
         (
             ["--methods", "policy", "--method-arg", "shaping.scale=1"],

@@ -487,12 +487,13 @@ def test_cli_maps_each_error_to_its_exit_code_in_one_line(tmp_path, name):
     assert proc.stderr == "error: the thing went wrong\n"
 
 
-def test_a_vecnormalize_config_is_a_spec_error_not_a_transfer_error():
+def test_a_bad_vecnormalize_config_is_a_spec_error_not_a_transfer_error():
     from agents import get_adapter
     from rl_transfer.errors import SpecError, TransferError
 
-    with pytest.raises(SpecError, match="VecNormalize") as info:
-        get_adapter("ppo").check_hyperparams({"normalize": True})
+    get_adapter("ppo").check_hyperparams({"normalize": True})  # zoo's normalize is read
+    with pytest.raises(SpecError, match="VecNormalize argument") as info:
+        get_adapter("ppo").check_hyperparams({"normalize": {"norm_obsv": True}})
     assert not isinstance(info.value, TransferError)
 
 

@@ -189,21 +189,27 @@ def test_source_model_of_other_spaces_is_refused_before_running(tmp_path):
         ("rl_model_1000_steps.zip", "rl_model_vecnormalize_1000_steps.pkl"),
     ],
 )
-def test_source_model_with_vecnormalize_statistics_is_refused(tmp_path, model, stats):
-    """A zoo model trained with VecNormalize keeps its statistics in its run folder (zoo's
-    layout): its weights expect normalized observations, so it is refused rather than
-    transferred without them."""
+def test_source_model_with_vecnormalize_statistics_needs_a_normalizing_target(
+    tmp_path, model, stats
+):
+    """A zoo model trained with VecNormalize keeps its statistics where zoo's layout pairs
+    them with it; they are found, and copying its weights into targets that see raw
+    observations (the default hyperparameters do not normalize) is refused before anything
+    runs, naming the fix."""
+    import gymnasium
     from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     run = tmp_path / "zoo" / "CartPole-v1_1"
     (run / stats).parent.mkdir(parents=True, exist_ok=True)
     PPO("MlpPolicy", "CartPole-v1", n_steps=64, device="cpu").save(run / model)
-    (run / stats).write_bytes(b"stats")
+    VecNormalize(DummyVecEnv([lambda: gymnasium.make("CartPole-v1")])).save(str(run / stats))
     given = f"zoo/CartPole-v1_1/{model}"
     proc = cli("run", "--source-model", given, "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"error: --source-model {given} was trained with VecNormalize")
-    assert "VecNormalize" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "add normalize: true to the hyperparameters" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "exp").exists()
 
 

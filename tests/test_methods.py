@@ -110,7 +110,7 @@ def test_combination_moves_weights_and_shapes(methods_experiment):
     report = read_json(run / "transfer_report.json")
     assert report["parts"] == ["policy"] and report["copied"]
     assert report["shaping"]["scale"] == 0.5
-    assert read_json(run / "run.json")["knobs"] == {"scale": 0.5}
+    assert read_json(run / "run.json")["knobs"] == {"scale": 0.5, "vecnormalize": "carry"}
 
 
 def _dqn(pair_name, seed, steps=0, n_envs=1):
@@ -234,7 +234,7 @@ def test_jsrl_run_counts_guide_steps_toward_t_and_stays_in_the_budget(tmp_path):
         assert report["jsrl"]["horizon"] == 1000 and report["jsrl"]["guide_steps"] > 0
         info = read_json(run / "run.json")
         scratch = read_json(runs / f"scratch/seed_{seed}/run.json")
-        assert info["knobs"] == {"horizon": 1000.0, "anneal": 0.5}
+        assert info["knobs"] == {"horizon": 1000.0, "anneal": 0.5, "vecnormalize": "carry"}
         assert scratch["target_steps"] == 768 and scratch["steps_note"] is None
         assert 768 - 256 < info["target_steps"] <= scratch["target_steps"]
         assert (info["steps_note"] is None) == (info["target_steps"] == 768)

@@ -47,7 +47,7 @@ class Knob:
     """A method's setting: default, bounds and what it does (``--knob METHOD.KNOB=VALUE``,
     study key ``knobs``)."""
 
-    default: float
+    default: float | str
     low: float
     high: float
     doc: str
@@ -56,6 +56,34 @@ class Knob:
     nothing is an error, never a success)."""
     flag: bool = False
     """0 or 1 only."""
+    choices: tuple[str, ...] = ()
+    """For a knob that takes one of these words instead of a number (``low``/``high`` unused);
+    see :meth:`choice`."""
+
+    @classmethod
+    def choice(cls, default: str, choices: tuple[str, ...], doc: str) -> Knob:
+        """A knob whose value is one of ``choices`` (``default`` among them)."""
+        return cls(default, 0.0, 0.0, doc, choices=choices)
+
+    def show(self, value: float | str | None = None) -> str:
+        """``value`` (default: the knob's default) as written on the command line."""
+        value = self.default if value is None else value
+        return value if isinstance(value, str) else f"{value:g}"
+
+
+VECNORMALIZE = Knob.choice(
+    "carry",
+    ("carry", "fresh", "freeze"),
+    "the target's VecNormalize statistics (hyperparameters with zoo's normalize): carry = "
+    "start from the source's and keep updating them, fresh = start new ones (as scratch), "
+    "freeze = the source's, never updated",
+)
+"""The statistics choice of every method that takes a source (:mod:`rl_transfer.normalization`).
+Default ``carry``: the copied weights meet the inputs they were trained on at t = 0, and the
+statistics then follow the target's observations and returns."""
+SOURCE_KNOBS: Mapping[str, Knob] = {"vecnormalize": VECNORMALIZE}
+"""Knobs that every method with ``needs_source`` has (added to its ``knobs`` when its class is
+defined). One run has one value: in a combination, the value given for any component holds."""
 
 
 @dataclass
@@ -67,8 +95,13 @@ class TargetRun:
         hyperparams: the target's raw hyperparameters (schedules as ``lin_X``).
         adapter: the algorithm's agent adapter (:class:`agents.base.AgentAdapter`).
         knobs: knob values in force (every component's, by knob name).
-        source: the source model, loaded on the CPU; None for methods that need none.
-        source_dir: the source's folder in the source cache (model.zip, replay_buffer.pkl).
+        source: the source model, loaded on the CPU; None for methods that need none. It takes
+            raw observations: a source trained with ``VecNormalize`` applies its own frozen
+            statistics inside its policy (:class:`rl_transfer.normalization.SourceInputs`).
+        source_dir: the source's folder in the source cache (model.zip, replay_buffer.pkl,
+            vecnormalize.pkl).
+        source_inputs: the statistics ``source`` applies to its inputs; None when it was trained
+            without ``VecNormalize``.
         model: the target model; set before :meth:`TransferMethod.before_learning`.
         budget: the run's step budget; set with ``model``.
     """
@@ -78,9 +111,10 @@ class TargetRun:
     seed: int
     hyperparams: Mapping[str, Any]
     adapter: AgentAdapter
-    knobs: Mapping[str, float]
+    knobs: Mapping[str, float | str]
     source: BaseAlgorithm | None = None
     source_dir: Path | None = None
+    source_inputs: Any = None
     model: BaseAlgorithm | None = None
     budget: StepBudget | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +167,9 @@ class TransferMethod:
         knobs: settings with defaults and bounds.
         needs_source: False only for the from-scratch baseline.
         source_acts: the source's policy takes steps in the target env (they count toward t).
+        source_sees_learner_inputs: the source is queried on the learner's own inputs (its
+            minibatch observations, normalized by the target's ``VecNormalize`` when the
+            hyperparameters normalize) rather than on raw observations.
         parts: adapter parts whose tensors are copied from the source (weight transfers).
         freeze: parts frozen after copying.
     """
@@ -144,8 +181,16 @@ class TransferMethod:
     knobs: ClassVar[Mapping[str, Knob]] = {}
     needs_source: ClassVar[bool] = True
     source_acts: ClassVar[bool] = False
+    source_sees_learner_inputs: ClassVar[bool] = False
     parts: tuple[str, ...] = ()
     freeze: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A method that takes a source gets :data:`SOURCE_KNOBS` after its own knobs."""
+        super().__init_subclass__(**kwargs)
+        if cls.needs_source:
+            extra = {k: v for k, v in SOURCE_KNOBS.items() if k not in cls.knobs}
+            cls.knobs = {**cls.knobs, **extra}
 
     @property
     def components(self) -> tuple[TransferMethod, ...]:
@@ -162,12 +207,13 @@ class TransferMethod:
         as phrases ("a replay buffer"); empty when supported."""
         return []
 
-    def settings(self, given: Mapping[str, Any] | None = None) -> dict[str, float]:
+    def settings(self, given: Mapping[str, Any] | None = None) -> dict[str, float | str]:
         """The knob values in force: defaults, replaced by ``given``.
 
         Raises:
             SpecError: an unknown knob, a value that is not a number or is outside its bounds,
-                a switch that is not 0 or 1, or a value at which the method moves nothing.
+                a switch that is not 0 or 1, a word outside a knob's choices, or a value at
+                which the method moves nothing.
         """
         out = {k: v.default for k, v in self.knobs.items()}
         for key, value in (given or {}).items():
@@ -175,6 +221,13 @@ class TransferMethod:
                 known = ", ".join(self.knobs) or "none"
                 raise SpecError(f"method {self.name!r} has no knob {key!r}; its knobs: {known}")
             knob = self.knobs[key]
+            if knob.choices:
+                if value not in knob.choices:
+                    raise SpecError(
+                        f"{self.name}.{key} must be one of {', '.join(knob.choices)}, got {value!r}"
+                    )
+                out[key] = value
+                continue
             try:
                 number = float(value)
             except (TypeError, ValueError):
@@ -195,11 +248,33 @@ class TransferMethod:
             out[key] = number
         return out
 
-    def settings_from(self, knobs: Mapping[str, Mapping[str, Any]] | None) -> dict[str, float]:
-        """Knob values in force, each component reading its own ``knobs[component name]``."""
-        out: dict[str, float] = {}
+    def settings_from(
+        self, knobs: Mapping[str, Mapping[str, Any]] | None
+    ) -> dict[str, float | str]:
+        """Knob values in force, each component reading its own ``knobs[component name]``; a
+        knob of :data:`SOURCE_KNOBS` given for any component holds for the whole run.
+
+        Raises:
+            SpecError: see :meth:`settings`; or two components given different values of one
+                knob of :data:`SOURCE_KNOBS`.
+        """
+        out: dict[str, float | str] = {}
+        shared: dict[str, tuple[str, float | str]] = {}
         for c in self.components:
-            out.update(c.settings((knobs or {}).get(c.name)))
+            given = (knobs or {}).get(c.name) or {}
+            values = c.settings(given)
+            for key in SOURCE_KNOBS:
+                if key not in given:
+                    continue
+                if key in shared and shared[key][1] != values[key]:
+                    first, value = shared[key]
+                    raise SpecError(
+                        f"{first}.{key}={value} and {c.name}.{key}={values[key]}: one run of "
+                        f"{self.name!r} has one {key}; give one value"
+                    )
+                shared[key] = (c.name, values[key])
+            out.update(values)
+        out.update({key: value for key, (_, value) in shared.items()})
         return out
 
     def hyperparam_overrides(
@@ -247,7 +322,7 @@ class Combined(TransferMethod):
         seen: dict[str, str] = {}
         for c in (m for part in components for m in part.components):
             for k in c.knobs:
-                if k in seen:
+                if k in seen and k not in SOURCE_KNOBS:
                     raise SpecError(
                         f"method {name!r}: {seen[k]} and {c.name} both have a knob {k!r}; "
                         "they cannot be combined"
@@ -258,6 +333,9 @@ class Combined(TransferMethod):
         self.freeze = tuple(dict.fromkeys(p for c in components for p in c.freeze))
         self.needs_source = any(c.needs_source for c in components)  # type: ignore[misc]
         self.source_acts = any(c.source_acts for c in components)  # type: ignore[misc]
+        self.source_sees_learner_inputs = any(  # type: ignore[misc]
+            c.source_sees_learner_inputs for c in components
+        )
 
     @property
     def components(self) -> tuple[TransferMethod, ...]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rl_transfer.methods import METHODS, origin
+from rl_transfer.methods.base import SOURCE_KNOBS, VECNORMALIZE
 
 
 def method_cells(method: Any, adapter: Any, hp: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +58,9 @@ def describe(algos: list[str] | None = None) -> list[dict[str, Any]]:
                 "reference": method.reference,
                 "origin": origin(name),
                 "knobs": {
-                    k: {"default": v.default, "low": v.low, "high": v.high, "doc": v.doc}
+                    k: {"default": v.default, "doc": v.doc, "choices": list(v.choices)}
+                    if v.choices
+                    else {"default": v.default, "low": v.low, "high": v.high, "doc": v.doc}
                     for k, v in method.knobs.items()
                 },
                 "algos": per_algo,
@@ -83,9 +86,31 @@ def support_matrix() -> str:
         "and optimizer state is fresh unless `finetune.optimizer=1` asks for the source's. "
         "`transfer_report.json` lists every tensor copied, synced, frozen or left fresh.",
         "",
-        "Normalization statistics: no agent uses `VecNormalize`; observations and rewards reach "
-        "the networks raw in source and target alike, so copied weights see the inputs they "
-        "were trained on. A `--source-model` saved with `VecNormalize` statistics is refused.",
+        "Normalization statistics: with rl-baselines3-zoo's `normalize` in the hyperparameters "
+        "(`true`, or a mapping such as `{'norm_obs': True, 'norm_reward': False}`; gamma is the "
+        "learner's), the training envs are wrapped in stable-baselines3's `VecNormalize`.",
+        "",
+        f"- Every method that takes a source has the knob `vecnormalize` (default "
+        f"`{VECNORMALIZE.default}`): `carry` starts the target's statistics from the source's "
+        "and keeps updating them, `fresh` starts new ones, `freeze` keeps the source's, never "
+        "updated. Scratch always starts fresh statistics. With `carry` or `freeze` the policy "
+        "arm at t = 0 acts exactly as the source on the target.",
+        "- Evaluation normalizes observations with the statistics as they are at that moment, "
+        "frozen during it; returns are the task's raw rewards.",
+        "- The source is always queried with its own statistics, frozen: jsrl's guide, reuse's "
+        "actions, shaping's potential, its curve on the target (each checkpoint with its own). "
+        "`kickstart` queries it on the learner's normalized minibatch and needs "
+        "`kickstart.vecnormalize=freeze`.",
+        "- Replay buffers hold raw observations and rewards, normalized when sampled with the "
+        "learner's statistics.",
+        "- Weights are never copied between a normalized and a raw agent (refused before "
+        "anything runs).",
+        "- A `--source-model` takes the statistics file zoo's layout pairs with it: "
+        "`<run>/<env_id>/vecnormalize.pkl` for `<env_id>.zip` and `best_model.zip`, "
+        "`rl_model_vecnormalize_<n>_steps.pkl` for `rl_model_<n>_steps.zip`, "
+        "`vecnormalize.pkl` beside rl_transfer's `model.zip`. A PPO or A2C zip trained with "
+        "`VecNormalize` and imported without its file is refused (an off-policy zip does not "
+        "tell).",
         "",
         "Steps the source's policy takes in the target env (`jsrl` roll-ins, `reuse` actions) "
         "are target env steps: they count toward t (budget, evaluation grid, every metric).",
@@ -119,7 +144,9 @@ def support_matrix() -> str:
             frozen = ", ".join(cell["frozen"]) or "-"
             guide = "count toward t" if cell["source_acts"] else "none"
             notes = cell["notes"]
-            knobs = ", ".join(f"`{k}` = {v.default:g} ({v.doc})" for k, v in m.knobs.items())
+            knobs = ", ".join(
+                f"`{k}` = {v.show()} ({v.doc})" for k, v in m.knobs.items() if k not in SOURCE_KNOBS
+            )
             if knobs:
                 notes += f"; knobs: {knobs}"
             cells = (f"`{m.name}`", moved, frozen, synced, cell["start"], guide, notes)
@@ -137,7 +164,11 @@ def methods_table(algos: list[str] | None = None) -> Any:
     from agents import ADAPTERS
 
     algos = algos or list(ADAPTERS)
-    table = Table(title="transfer methods", caption="rl-transfer methods --json: per-algo detail")
+    table = Table(
+        title="transfer methods",
+        caption=f"every method with a source: vecnormalize={'|'.join(VECNORMALIZE.choices)} "
+        f"(default {VECNORMALIZE.default}); rl-transfer methods --json: per-algo detail",
+    )
     table.add_column("method", no_wrap=True)
     table.add_column("moves")
     for algo in algos:
@@ -147,6 +178,7 @@ def methods_table(algos: list[str] | None = None) -> Any:
     for m in METHODS.values():
         name = m.name if origin(m.name) == "rl_transfer" else f"{m.name} (plugin)"
         cells = ["-" if m.missing(a) else "yes" for a in adapters]
-        knobs = ", ".join(f"{k}={v.default:g}" for k, v in m.knobs.items()) or "-"
+        own = {k: v for k, v in m.knobs.items() if k not in SOURCE_KNOBS}
+        knobs = ", ".join(f"{k}={v.show()}" for k, v in own.items()) or "-"
         table.add_row(name, m.moves or m.doc, *cells, knobs)
     return table

@@ -6,6 +6,9 @@ actor-critic loss to add the term to).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -35,6 +38,11 @@ class KickstartLoss:
     ``loss + lambda_t * KL``; the learner's distribution is the one SB3 builds for its own loss
     (no second forward pass). :meth:`remove` restores SB3's methods.
 
+    The teacher reads the minibatch's observations, the learner's inputs; ``teacher_inputs()``
+    is entered around its forward pass (under ``VecNormalize`` with the source's statistics
+    frozen, :meth:`rl_transfer.normalization.SourceInputs.bypass`: the observations are
+    normalized already, exactly as the source's were).
+
     Attributes:
         updates: gradient steps that carried the term (lambda_t > 0).
         first_kl, last_kl: mean KL (nats) over the minibatch of the first / latest such step.
@@ -42,9 +50,15 @@ class KickstartLoss:
     """
 
     def __init__(
-        self, model: BaseAlgorithm, teacher: BaseAlgorithm, weight: float, weight_anneal: float
+        self,
+        model: BaseAlgorithm,
+        teacher: BaseAlgorithm,
+        weight: float,
+        weight_anneal: float,
+        teacher_inputs: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
         self.model, self.teacher = model, teacher
+        self.teacher_inputs = teacher_inputs
         self.weight, self.weight_anneal = float(weight), float(weight_anneal)
         self.updates = 0
         self.first_kl: float | None = None
@@ -75,7 +89,7 @@ class KickstartLoss:
             logger.record("kickstart/weight", weight)
         if obs is None or weight <= 0.0:
             return
-        with torch.no_grad():
+        with torch.no_grad(), self.teacher_inputs():
             teacher = self.teacher.policy.get_distribution(obs).distribution
         kl = torch.distributions.kl_divergence(teacher, student.distribution)
         kl = (kl.sum(-1) if kl.dim() > 1 else kl).mean()  # per state: summed over action dims
@@ -110,6 +124,7 @@ class Kickstart(TransferMethod):
     )
     reference = "Schmitt et al. 2018, Kickstarting Deep Reinforcement Learning (arXiv:1803.03835)"
     moves = "KL term toward pi_src"
+    source_sees_learner_inputs = True
     knobs = {
         "weight": Knob(1.0, 0.0, 100.0, "lambda at t = 0", inert=0.0),
         "weight_anneal": Knob(0.5, 0.01, 1.0, "share of the budget over which lambda falls to 0"),
@@ -120,8 +135,14 @@ class Kickstart(TransferMethod):
         return [] if ok else ["an on-policy actor-critic loss (PPO's or A2C's update)"]
 
     def before_learning(self, run: TargetRun) -> tuple[dict[str, Any], list[BaseCallback]]:
+        vn = run.model.get_vec_normalize_env()
+        normalized = vn is not None and vn.norm_obs and run.source_inputs is not None
         self.loss = KickstartLoss(
-            run.model, run.source, run.knobs["weight"], run.knobs["weight_anneal"]
+            run.model,
+            run.source,
+            run.knobs["weight"],
+            run.knobs["weight_anneal"],
+            run.source_inputs.bypass if normalized else contextlib.nullcontext,
         )
         return {}, []
 

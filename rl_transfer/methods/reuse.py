@@ -13,7 +13,7 @@ import gymnasium
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.sb3 import last_observations, override_action_sampling
+from agents.sb3 import override_action_sampling, raw_last_observations
 from rl_transfer.errors import TransferError
 from rl_transfer.methods.base import Knob, TargetRun, TransferMethod
 
@@ -21,7 +21,8 @@ from rl_transfer.methods.base import Knob, TargetRun, TransferMethod
 class PolicyReuse:
     """The behaviour override of one model: per env, with probability psi the source's greedy
     action replaces the learner's, in the env and in the replay buffer (scaled to [-1, 1] for
-    Box spaces, as SB3 stores actions).
+    Box spaces, as SB3 stores actions). The source acts on the raw observations (under
+    ``VecNormalize``, SB3's ``_last_original_obs``), which it normalizes with its own statistics.
 
     Attributes:
         stats: ``{"source_actions", "learner_actions"}`` counts so far.
@@ -41,7 +42,7 @@ class PolicyReuse:
             action, buffer_action = original(learning_starts, action_noise, n_envs)
             use = self.rng.random(n_envs) < self.probs
             if use.any():
-                src = np.asarray(act(source, last_observations(model)))
+                src = np.asarray(act(source, raw_last_observations(model)))
                 action, buffer_action = np.array(action), np.array(buffer_action)
                 action[use] = src[use]
                 buffer_action[use] = model.policy.scale_action(src)[use] if box else src[use]

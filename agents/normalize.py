@@ -5,8 +5,8 @@ zoo (``rl_zoo3/exp_manager.py``, ``_preprocess_normalization`` and ``_maybe_norm
 string of Python that builds one (``"{'norm_obs': True, 'norm_reward': False}"`` or
 ``"dict(norm_obs=True, norm_reward=False)"``), and passes the algorithm's ``gamma`` to
 ``VecNormalize`` when the hyperparameters give one (its default, 0.99, otherwise). zoo
-``eval``s the string; here it is parsed as a literal (a ``dict`` literal or ``dict(...)`` with
-literal keyword values) and nothing is evaluated.
+``eval``s the string; here it is parsed by :func:`rl_transfer.hyperparams.parse_value` (a
+``dict`` literal or ``dict(...)`` with literal values) and nothing is evaluated.
 
 ``VecNormalize`` (stable-baselines3 ``common/vec_env/vec_normalize.py``) keeps running means and
 variances of the observations (``obs_rms``) and of the discounted return (``ret_rms``); it gives
@@ -16,36 +16,16 @@ by the return's standard deviation, and updates the statistics while ``training`
 
 from __future__ import annotations
 
-import ast
 import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from rl_transfer.errors import SpecError
+from rl_transfer.hyperparams import parse_value
 
 KWARGS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon")
 """The ``VecNormalize`` arguments a ``normalize`` mapping may set (``training`` and
 ``norm_obs_keys`` are the workbench's: statistics update while training, Box observations)."""
-
-
-def _literal_mapping(text: str) -> Any:
-    """``text`` as a dict literal or ``dict(key=literal, ...)``, never evaluated.
-
-    Raises:
-        ValueError: anything else.
-    """
-    node = ast.parse(text.strip(), mode="eval").body
-    if isinstance(node, ast.Dict):
-        return ast.literal_eval(node)
-    if (
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "dict"
-        and not node.args
-        and all(k.arg is not None for k in node.keywords)
-    ):
-        return {k.arg: ast.literal_eval(k.value) for k in node.keywords}
-    raise ValueError(text)
 
 
 def vecnormalize_kwargs(hyperparams: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -64,8 +44,10 @@ def vecnormalize_kwargs(hyperparams: Mapping[str, Any]) -> dict[str, Any] | None
     value = hyperparams.get("normalize", False)
     if isinstance(value, str):
         try:
-            value = _literal_mapping(value)
-        except (ValueError, SyntaxError):
+            value = parse_value(value, "normalize")
+        except SpecError:
+            value = None  # said below, with what is accepted
+        if not isinstance(value, Mapping | bool):
             raise SpecError(
                 f"normalize: {value!r} is not true, false or a mapping of VecNormalize "
                 "arguments, e.g. \"{'norm_obs': True, 'norm_reward': False}\""

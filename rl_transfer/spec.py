@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rl_transfer.errors import SpecError, yaml_error_message
+from rl_transfer.errors import SpecError, TransferError, yaml_error_message
 
 if TYPE_CHECKING:  # envs imports gymnasium, agents torch: imported where they are used
     from envs import EnvPair
@@ -826,16 +826,30 @@ class ExperimentSpec:
             SpecError: see above.
         """
         from agents import get_adapter
+        from agents.normalize import vecnormalize_kwargs
         from rl_transfer.hyperparams import from_sb3
+        from rl_transfer.normalization import load_statistics, paired_statistics
 
         adapter = get_adapter(algo)
         model = self._imported_model(algo)
         wanted = _architecture(model)
         path = self.source_model
+        paired = paired_statistics(Path(path))  # type: ignore[arg-type]
         out = dict(arms)
         for arm, (hp, where) in arms.items():
             if arm == "source":
                 continue
+            if paired is not None and "normalize" not in where and not vecnormalize_kwargs(hp):
+                # weights that expect normalized observations get them in every arm
+                try:
+                    stats = load_statistics(paired)
+                except TransferError as exc:
+                    raise SpecError(str(exc)) from None
+                hp = {
+                    **hp,
+                    "normalize": {"norm_obs": stats.norm_obs, "norm_reward": stats.norm_reward},
+                }
+                where = {**where, "normalize": f"source model statistics {paired}"}
             have = _architecture(_build(adapter, pair, hp, f"the {arm} arm of {pair.name}/{algo}"))
             hp, where = dict(hp), dict(where)
             for key, value in wanted.items():

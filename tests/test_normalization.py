@@ -283,8 +283,17 @@ def test_imported_zoo_model_brings_the_statistics_paired_with_it(source, tmp_pat
     zoo = run / "CartPole-v1.zip"
     out = {"out": str(tmp_path / "exp"), "source_cache": str(tmp_path / "cache")}
     spec_from(source_model=str(zoo), methods=["jsrl"], **out).validate()  # accepted
+    # every arm takes the model's normalization, as it takes its architecture ...
+    spec = spec_from(source_model=str(zoo), methods=["policy"], **out)
+    spec.validate()
+    in_force = spec.hyperparams_in_force(spec.pair_objects()[0], "ppo")
+    assert in_force["scratch"]["normalize"] == in_force["policy"]["normalize"]
+    assert in_force["policy"]["normalize"]["norm_obs"] is True
+    # ... unless the user says otherwise: weights that expect normalized inputs get raw ones
     with pytest.raises(SpecError, match=r"do not normalize observations: method 'policy' copies"):
-        spec_from(source_model=str(zoo), methods=["policy"], **out).validate()
+        spec_from(
+            source_model=str(zoo), methods=["policy"], hyperparams={"normalize": False}, **out
+        ).validate()
     alone = tmp_path / "copied" / "CartPole-v1.zip"  # the same zip without its statistics
     alone.parent.mkdir()
     shutil.copy(zoo, alone)

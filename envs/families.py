@@ -666,7 +666,7 @@ CARTPOLE = EnvFamily(
     max_episode_steps=500,
     r_max_per_step=1.0,
     reward_threshold=475.0,
-    r_max_note="one reward per step: the time limit (500 steps)",
+    r_max_note="the time limit: one reward per step for 500 steps",
     reward_fn=_cartpole_reward,
 )
 MOUNTAINCAR = EnvFamily(
@@ -843,7 +843,15 @@ def _check_family(family: EnvFamily) -> None:
             f" {exc}): define its env, hook, wrappers and reward_fn at the top level of an "
             "importable module, or give them as 'module:name' strings"
         ) from None
-    inert = family.inert_parameters()
+    try:
+        inert = family.inert_parameters()
+    except EnvsError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (a user's env may fail in any way: name it)
+        raise EnvsError(
+            f"env family {family.name!r}: its env cannot be built and stepped "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     if inert:
         raise ParameterError(
             f"env family {family.name!r}: parameter(s) {', '.join(inert)} change nothing (the "

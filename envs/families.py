@@ -168,7 +168,7 @@ class EnvFamily:
             raise EnvsError(f"env family {self.name!r}: give env, a gymnasium id or 'module:Class'")
         params = self.params
         if isinstance(params, Sequence):
-            params = {p.name: p for p in params}
+            params = {getattr(p, "name", repr(p)): p for p in params}
         set_("params", dict(params))
         set_("wrappers", tuple(_as_list(self.wrappers)))
         set_("imports", tuple(_as_list(self.imports)))
@@ -182,8 +182,20 @@ class EnvFamily:
             raise EnvsError(f"env family {self.name!r}: max_episode_steps must be an integer")
         if steps is not None and steps <= 0:
             raise EnvsError(f"env family {self.name!r}: max_episode_steps must be positive")
-        if self.r_max is None and self.r_max_per_step is not None and steps is not None:
-            set_("r_max", float(self.r_max_per_step * steps))
+        if self.r_max_per_step is not None and steps is not None:
+            most = float(self.r_max_per_step * steps)
+            if self.r_max is not None and self.r_max > most:
+                raise EnvsError(
+                    f"env family {self.name!r}: r_max {self.r_max:g} is more than "
+                    f"{steps} steps of r_max_per_step {self.r_max_per_step:g} can give ({most:g})"
+                )
+            if self.r_max is None:
+                set_("r_max", most)
+        if None not in (self.r_max, self.reward_threshold) and self.reward_threshold > self.r_max:
+            raise EnvsError(
+                f"env family {self.name!r}: reward_threshold {self.reward_threshold:g} is above "
+                f"r_max {self.r_max:g}"
+            )
 
     def _check_param(self, key: str, p: Param) -> None:
         where = f"env family {self.name!r}: parameter {key!r}"

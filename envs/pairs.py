@@ -227,11 +227,13 @@ def _as_variant(
     spec: Variant | tuple[str, Mapping[str, Any]] | Mapping[str, Any],
 ) -> Variant:
     """A :class:`Variant` carrying its family, from a Variant, ``(family, params)`` or
-    ``{family, params, max_episode_steps}``; parameters and horizon checked.
+    ``{family, params, max_episode_steps}`` (``family`` a name or an :class:`EnvFamily`, which
+    is then registered: :func:`envs.register_family`); parameters and horizon checked.
 
     Raises:
         PairError: none of those forms, or an unknown key.
         UnknownFamilyError, ParameterError: an unknown family, parameter or bad value.
+        EnvsError: a family object that :func:`envs.register_family` refuses.
     """
     if isinstance(spec, Variant):
         variant = spec
@@ -255,6 +257,8 @@ def _as_variant(
             f"'max_episode_steps': ...}}, got {spec!r}"
         )
     family = variant.env_family
+    if FAMILIES.get(family.name) is not family:
+        family = register_family(family)  # a family given as an object: checked and registered
     family.validate(variant.params)
     family.horizon(variant.max_episode_steps)
     return Variant(family, dict(variant.params), variant.max_episode_steps)

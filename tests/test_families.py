@@ -33,6 +33,10 @@ def pole_constants(env, setting):
     env.polemass_length = env.masspole * env.length
 
 
+def ignore_setting(env, setting):
+    """A hook that reads nothing."""
+
+
 USER_CARTPOLE = EnvFamily(
     name="test-user-cartpole",
     env="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
@@ -323,6 +327,33 @@ def test_a_python_family_works_in_a_spawned_worker(user_families):
         assert env.unwrapped.polemass_length == pytest.approx(0.2)
     finally:
         envs.unregister_pair("test-user-pole")
+
+
+def test_a_family_object_in_a_pair_is_checked_and_registered():
+    pole = EnvFamily(
+        name="test-object-pole",
+        env="CartPole-v1",
+        params=[Param("length", 0.5, 0.1, 3.0, "m", via="attribute")],
+        hook=pole_constants,
+        r_max_per_step=1.0,
+    )
+    try:
+        pair = envs.register_pair(
+            "test-object", envs.Variant(pole), envs.Variant(pole, {"length": 2.0}), 475, r_min=20
+        )
+        assert get_family("test-object-pole") is pole and pair.target.env_family is pole
+    finally:
+        envs.unregister_pair("test-object")
+        envs.unregister_family("test-object-pole")
+    inert = EnvFamily(
+        name="test-object-inert",
+        env="CartPole-v1",
+        params=[Param("length", 0.5, 0.1, 3.0, "m", via="hook")],
+        hook=ignore_setting,  # reads no length: the parameter is inert
+    )
+    with pytest.raises(ParameterError, match=r"parameter\(s\) length change nothing"):
+        envs.register_pair("test-object", envs.Variant(inert), envs.Variant(inert), 475)
+    assert "test-object-inert" not in envs.FAMILIES
 
 
 def test_family_names_are_checked_from_python_and_pairs_files(tmp_path):

@@ -83,7 +83,7 @@ RMIN: dict[str, float] = {
     "cartpole-reversed-force": 22.384,
     "cartpole-sutton-barto-reward": -1.0,
     "mountaincar-to-continuous": -61.884,
-    "hopper-heavy": 18.7102,
+    "hopper-heavy": 17.3831,
 }
 """Measured R_min of each pair (see the module docstring)."""
 
@@ -294,8 +294,9 @@ CATALOG: tuple[EnvPair, ...] = (
         RMIN["hopper-heavy"],
         200,
         _HOPPER,
-        "Hopper-v5 with every body 1.5x heavier (mj_setConst recomputes derived constants); "
-        "threshold 2500 (a steady hop); R_max 3500 ~ rl-baselines3-zoo's SAC/TD3 agents",
+        "Hopper-v5 with every body 1.5x heavier, mass and inertia (mj_setConst recomputes the "
+        "derived constants); threshold 2500 (a steady hop); R_max 3500 ~ rl-baselines3-zoo's "
+        "SAC/TD3 agents",
     ),
 )
 

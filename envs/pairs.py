@@ -18,30 +18,71 @@ import gymnasium
 import numpy as np
 
 from envs.errors import EnvsError, PairError, UnknownPairError
-from envs.families import EnvFamily, get_family
+from envs.families import FAMILIES, EnvFamily, family_from_dict, get_family, register_family
 from envs.mappings import Mappings, parse_mappings, spaces_equal
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One setting of an env family's parameters (only the non-default ones need be given)."""
+    """One setting of an env family's parameters (only the non-default ones need be given) and,
+    optionally, its own horizon.
+
+    Attributes:
+        family: the family's name (an :class:`EnvFamily` is accepted and kept as
+            :attr:`definition`).
+        params: parameter values by name.
+        max_episode_steps: the variant's horizon (env steps per episode at most; an episode it
+            cuts ends truncated); None takes the family's.
+        definition: the family itself, carried with the variant so that a job pickled into a
+            worker process or a Ray task builds the same env, whether or not the family is
+            registered there (a family registered in the parent process by Python or by a pairs
+            file is not). Filled from the registry of built-in and registered families when not
+            given.
+    """
 
     family: str
     params: Mapping[str, float] = field(default_factory=dict)
+    max_episode_steps: int | None = None
+    definition: EnvFamily | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.family, EnvFamily):
+            object.__setattr__(self, "definition", self.family)
+            object.__setattr__(self, "family", self.family.name)
+        elif self.definition is None and self.family in FAMILIES:
+            object.__setattr__(self, "definition", FAMILIES[self.family])
 
     @property
     def env_family(self) -> EnvFamily:
-        return get_family(self.family)
+        """The variant's family (carried, else looked up by name).
+
+        Raises:
+            UnknownFamilyError: the family is neither carried nor registered.
+        """
+        return self.definition if self.definition is not None else get_family(self.family)
+
+    @property
+    def horizon(self) -> int | None:
+        """Env steps per episode at most: :attr:`max_episode_steps`, else the family's."""
+        return self.env_family.horizon(self.max_episode_steps)
 
     def make(self, **kwargs: Any) -> gymnasium.Env:
-        """A new gymnasium env of this variant (time limit applied, parameters set)."""
-        return self.env_family.make(self.params, **kwargs)
+        """A new gymnasium env of this variant (parameters set, horizon applied)."""
+        return self.env_family.make(self.params, self.max_episode_steps, **kwargs)
 
     def describe(self) -> str:
-        if not self.params:
-            return f"{self.family}(default)"
-        inner = ", ".join(f"{k}={v:g}" for k, v in sorted(self.params.items()))
-        return f"{self.family}({inner})"
+        items = [f"{k}={v:g}" for k, v in sorted(self.params.items())]
+        if self.max_episode_steps is not None:
+            items.append(f"max_episode_steps={self.max_episode_steps}")
+        return f"{self.family}({', '.join(items) or 'default'})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"family", "params"}``, and ``"max_episode_steps"`` when the variant sets one (so
+        the experiment identity of a variant without its own horizon is what it always was)."""
+        out: dict[str, Any] = {"family": self.family, "params": dict(self.params)}
+        if self.max_episode_steps is not None:
+            out["max_episode_steps"] = self.max_episode_steps
+        return out
 
 
 @dataclass(frozen=True)
@@ -71,6 +112,8 @@ class EnvPair:
         r_max: the best achievable return on the target.
         budgets: recommended :class:`Budget` per algorithm name.
         description: one line saying what the pair studies and why its numbers are what they are.
+        threshold_outside_range: the reason the threshold lies outside [R_min, R_max], when
+            it does (empty otherwise).
     """
 
     name: str
@@ -84,6 +127,7 @@ class EnvPair:
     r_min_note: str = ""
     mappings: Mappings = field(default_factory=Mappings)
     r_min_episodes: int = 1000
+    threshold_outside_range: str = ""
 
     def make_source(self, **kwargs: Any) -> gymnasium.Env:
         """A new gymnasium env of the source task."""
@@ -94,11 +138,18 @@ class EnvPair:
         spaces are the source's)."""
         return self.mappings.wrap(self.target.make(**kwargs))
 
-    def differences(self) -> dict[str, tuple[float, float]]:
-        """Parameters that differ: name -> (source value, target value)."""
+    def differences(self) -> dict[str, tuple[Any, Any]]:
+        """What differs: parameter name (or ``family``, ``max_episode_steps``) -> (source's,
+        target's)."""
         if self.source.family != self.target.family:
-            return {"family": (self.source.family, self.target.family)}  # type: ignore[dict-item]
-        return self.source.env_family.differences(self.source.params, self.target.params)
+            out: dict[str, tuple[Any, Any]] = {"family": (self.source.family, self.target.family)}
+        else:
+            out = dict(self.source.env_family.differences(self.source.params, self.target.params))
+        if self.source.max_episode_steps != self.target.max_episode_steps:
+            horizons = (self.source.horizon, self.target.horizon)
+            if horizons[0] != horizons[1]:
+                out["max_episode_steps"] = horizons
+        return out
 
     def describe_differences(self) -> str:
         """One line: what differs between source and target (and the mappings used)."""
@@ -118,10 +169,15 @@ class EnvPair:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "source": {"family": self.source.family, "params": dict(self.source.params)},
-            "target": {"family": self.target.family, "params": dict(self.target.params)},
+            "source": self.source.to_dict(),
+            "target": self.target.to_dict(),
             "differences": {k: list(v) for k, v in self.differences().items()},
             "threshold": self.threshold,
+            **(
+                {"threshold_outside_range": self.threshold_outside_range}
+                if self.threshold_outside_range
+                else {}
+            ),
             "r_min": self.r_min,
             "r_max": self.r_max,
             "r_min_note": self.r_min_note,
@@ -164,18 +220,48 @@ def random_policy_return(variant: Variant | EnvPair, episodes: int = 1000, seed:
     return total / episodes
 
 
-def _as_variant(spec: Variant | tuple[str, Mapping[str, Any]] | Mapping[str, Any]) -> Variant:
+VARIANT_KEYS = ("family", "params", "max_episode_steps")
+
+
+def _as_variant(
+    spec: Variant | tuple[str, Mapping[str, Any]] | Mapping[str, Any],
+) -> Variant:
+    """A :class:`Variant` carrying its family, from a Variant, ``(family, params)`` or
+    ``{family, params, max_episode_steps}`` (``family`` a name or an :class:`EnvFamily`, which
+    is then registered: :func:`envs.register_family`); parameters and horizon checked.
+
+    Raises:
+        PairError: none of those forms, or an unknown key.
+        UnknownFamilyError, ParameterError: an unknown family, parameter or bad value.
+        EnvsError: a family object that :func:`envs.register_family` refuses.
+    """
     if isinstance(spec, Variant):
-        return spec
-    if isinstance(spec, tuple) and len(spec) == 2:
+        variant = spec
+    elif isinstance(spec, tuple) and len(spec) == 2:
         family, params = spec
-        return Variant(str(family), dict(params or {}))
-    if isinstance(spec, Mapping) and "family" in spec:
-        return Variant(str(spec["family"]), dict(spec.get("params") or {}))
-    raise PairError(
-        f"a variant must be (family, {{param: value}}) or {{'family': ..., 'params': ...}}, "
-        f"got {spec!r}"
-    )
+        variant = Variant(family, dict(params or {}))
+    elif isinstance(spec, Mapping) and "family" in spec:
+        unknown = sorted(set(spec) - set(VARIANT_KEYS))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], VARIANT_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise PairError(
+                f"unknown variant key {unknown[0]!r}{hint} (valid: {', '.join(VARIANT_KEYS)})"
+            )
+        variant = Variant(
+            spec["family"], dict(spec.get("params") or {}), spec.get("max_episode_steps")
+        )
+    else:
+        raise PairError(
+            "a variant must be (family, {param: value}) or {'family': ..., 'params': ..., "
+            f"'max_episode_steps': ...}}, got {spec!r}"
+        )
+    family = variant.env_family
+    if FAMILIES.get(family.name) is not family:
+        family = register_family(family)  # a family given as an object: checked and registered
+    family.validate(variant.params)
+    family.horizon(variant.max_episode_steps)
+    return Variant(family, dict(variant.params), variant.max_episode_steps)
 
 
 def _check_spaces(name: str, source: Variant, target: Variant, mappings: Mappings) -> None:
@@ -197,9 +283,9 @@ def _check_spaces(name: str, source: Variant, target: Variant, mappings: Mapping
 
 def register_pair(
     name: str,
-    source: Variant | tuple[str, Mapping[str, Any]],
-    target: Variant | tuple[str, Mapping[str, Any]],
-    threshold: float,
+    source: Variant | tuple[str, Mapping[str, Any]] | Mapping[str, Any],
+    target: Variant | tuple[str, Mapping[str, Any]] | Mapping[str, Any],
+    threshold: float | None = None,
     r_max: float | None = None,
     r_min: float | None = None,
     budgets: Mapping[str, Budget | Mapping[str, int]] | None = None,
@@ -207,26 +293,37 @@ def register_pair(
     overwrite: bool = False,
     observation_mapping: Mapping[str, Any] | None = None,
     action_mapping: Mapping[str, Any] | None = None,
+    threshold_outside_range: str | None = None,
 ) -> EnvPair:
     """Validate and register an env pair; return it.
 
     Args:
-        name: registry key (lower-case words joined by ``-``).
-        source, target: ``(family, {param: value})`` or :class:`Variant`.
-        threshold: time-to-threshold level (return per episode).
-        r_max: best achievable return; defaults to the family's maximum where one exists.
+        name: registry key (letters, digits and ``_ . + = -``; it becomes a folder name).
+        source, target: ``(family, {param: value})``, ``{"family", "params",
+            "max_episode_steps"}`` or :class:`Variant`. ``max_episode_steps`` is the variant's
+            horizon (None: the family's).
+        threshold: time-to-threshold level (return per episode, undiscounted); defaults to the
+            target family's ``reward_threshold`` at the target's horizon where it has one.
+        r_max: best achievable return on the target; defaults to the target family's R_max at
+            the target's horizon (CartPole: 1 per step, so 200 with ``max_episode_steps: 200``).
+            Where the family's R_max is per step, a larger value is refused.
         r_min: the random policy's mean return on the target; measured here
-            (:func:`random_policy_return`, 1000 episodes, seed 0) when not given.
+            (:func:`random_policy_return`, 100 episodes, seeds 0..99) when not given.
         budgets: per algorithm, ``{"source_steps", "target_steps", "eval_every"}``.
         overwrite: replace an existing pair of the same name.
         observation_mapping, action_mapping: inter-task mappings applied to the target
             (:func:`envs.mappings.parse_mappings`), e.g. ``{"kind": "values", "table": [[-1.0],
             [0.0], [1.0]]}`` to act with a Discrete(3) source on a Box target.
+        threshold_outside_range: the reason for a threshold outside [R_min, R_max] (a threshold
+            there is refused without one), recorded with the pair.
 
     Raises:
-        PairError: a name that cannot be a folder name, duplicate name, different spaces,
+        PairError: a name that cannot be a folder name, duplicate name, different spaces, no
+            threshold or R_max known at the target's horizon, R_max above the most the target
+            can return, a threshold outside [R_min, R_max] without a stated reason,
             R_min >= R_max, bad budget.
-        ParameterError, UnknownFamilyError: a variant names an unknown family or parameter.
+        ParameterError, UnknownFamilyError: a variant names an unknown family or parameter, or
+            a bad value or horizon.
     """
     from rl_transfer.names import check_name
 
@@ -236,16 +333,27 @@ def register_pair(
     if name in _PAIRS and not overwrite:
         raise PairError(f"pair {name!r} is already registered; pass overwrite=True to replace it")
     src, tgt = _as_variant(source), _as_variant(target)
-    src.env_family.validate(src.params)
-    tgt.env_family.validate(tgt.params)
     mappings = parse_mappings(observation_mapping, action_mapping)
     _check_spaces(name, src, tgt, mappings)
-    if r_max is None:
-        r_max = tgt.env_family.r_max
-        if r_max is None:
+    family, horizon = tgt.env_family, tgt.horizon
+    steps = "no time limit" if horizon is None else f"{horizon} steps"
+    r_max = _pair_r_max(name, tgt, r_max)
+    if threshold is None:
+        threshold = family.threshold_at(horizon)
+        if threshold is None:
             raise PairError(
-                f"pair {name!r}: family {tgt.family!r} has no known maximum; give r_max"
+                f"pair {name!r}: family {tgt.family!r} has no reward_threshold at the target's "
+                f"horizon ({steps}); give threshold"
             )
+    reason = (threshold_outside_range or "").strip()
+    if threshold_outside_range is not None and not reason:
+        raise PairError(f"pair {name!r}: threshold_outside_range must state a reason")
+    if threshold > r_max and not reason:
+        raise PairError(
+            f"pair {name!r}: threshold {threshold:g} is above R_max {r_max:g} (target: "
+            f"{tgt.describe()}, {steps}), so no run can reach it; lower it, or state why with "
+            "threshold_outside_range"
+        )
     note = "given at registration"
     if r_min is None:
         probe = EnvPair(name, src, tgt, 0.0, 0.0, 1.0, mappings=mappings)
@@ -253,6 +361,12 @@ def register_pair(
         note = "measured at registration: random policy, 100 episodes, seeds 0..99"
     if not r_min < r_max:
         raise PairError(f"pair {name!r}: r_min ({r_min}) must be below r_max ({r_max})")
+    if threshold < r_min and not reason:
+        raise PairError(
+            f"pair {name!r}: threshold {threshold:g} is below R_min {r_min:g} (the random "
+            "policy's mean return), so every run reaches it at t = 0; raise it, or state why "
+            "with threshold_outside_range"
+        )
     parsed: dict[str, Budget] = {}
     for algo, b in (budgets or {}).items():
         keys = ("source_steps", "target_steps", "eval_every")
@@ -276,9 +390,39 @@ def register_pair(
         description=description,
         r_min_note=note,
         mappings=mappings,
+        threshold_outside_range=reason,
     )
     _PAIRS[name] = pair
     return pair
+
+
+def _pair_r_max(name: str, target: Variant, r_max: float | None) -> float:
+    """The pair's R_max: ``r_max`` checked against the most the target can return at its
+    horizon (where the family's R_max is per step), else the family's R_max there."""
+    family, horizon = target.env_family, target.horizon
+    steps = "no time limit" if horizon is None else f"{horizon} steps"
+    if r_max is None:
+        r_max = family.r_max_at(horizon)
+        if r_max is None:
+            known = (
+                f"its R_max {family.r_max:g} holds for {family.default_horizon()}-step episodes"
+                if family.r_max is not None
+                else "it has no known maximum"
+            )
+            raise PairError(
+                f"pair {name!r}: family {target.family!r} gives no R_max at the target's "
+                f"horizon ({steps}): {known}; give r_max"
+            )
+        return float(r_max)
+    if family.r_max_per_step is not None and horizon is not None:
+        most = family.r_max_per_step * horizon
+        if r_max > most:
+            raise PairError(
+                f"pair {name!r}: r_max {r_max:g} is more than the target can return in "
+                f"{horizon} steps ({most:g} = {family.r_max_per_step:g} per step); give at most "
+                f"{most:g}"
+            )
+    return float(r_max)
 
 
 PAIR_FILE_KEYS = (
@@ -292,17 +436,22 @@ PAIR_FILE_KEYS = (
     "description",
     "observation_mapping",
     "action_mapping",
+    "threshold_outside_range",
 )
 
 
 def load_pairs_file(path: str | Path) -> list[EnvPair]:
-    """Register every pair of a YAML file (a list under ``pairs:``); return them.
+    """Register the env families (a list under ``families:``), then the pairs (a list under
+    ``pairs:``) of a YAML file; return the pairs.
 
-    Each entry takes :func:`register_pair`'s arguments, variants as ``{family, params}``.
+    A family entry takes :class:`envs.EnvFamily`'s fields (:func:`envs.families.family_from_dict`)
+    and is registered with :func:`envs.register_family` (checked: picklable, every parameter
+    acts); registering the same definition again is a no-op. A pair entry takes
+    :func:`register_pair`'s arguments, variants as ``{family, params, max_episode_steps}``.
 
     Raises:
-        PairError: unreadable file, invalid YAML or an invalid pair, in one line naming the file
-            and the pair. Pairs before the bad one stay registered.
+        PairError: unreadable file, invalid YAML, an invalid family or pair, in one line naming
+            the file and the family or pair. Entries before the bad one stay registered.
     """
     import yaml
 
@@ -317,10 +466,31 @@ def load_pairs_file(path: str | Path) -> list[EnvPair]:
         raise PairError(
             f"{yaml_error_message(path, exc)} (the pairs file is not valid YAML)"
         ) from None
-    if not isinstance(data, dict) or not isinstance(data.get("pairs"), list):
-        raise PairError(f"pairs file {path} must hold a list under the key 'pairs'")
+    sections = ("families", "pairs")
+    if not isinstance(data, dict) or not any(isinstance(data.get(k), list) for k in sections):
+        raise PairError(
+            f"pairs file {path} must hold a list under the key 'pairs' (and may hold one under "
+            "'families')"
+        )
+    unknown = sorted(set(map(str, data)) - set(sections))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sections, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise PairError(
+            f"pairs file {path}: unknown section {unknown[0]!r}{hint} (valid: families, pairs)"
+        )
+    for key in sections:
+        if key in data and not isinstance(data[key], list):
+            raise PairError(f"pairs file {path}: {key} must be a list")
+    for i, entry in enumerate(data.get("families") or []):
+        label = entry.get("name", f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
+        try:
+            register_family(family_from_dict(entry))
+        except (EnvsError, TypeError) as exc:
+            text = str(exc).removeprefix(f"env family {label!r}: ")
+            raise PairError(f"pairs file {path}: family {label!r}: {text}") from None
     out = []
-    for i, entry in enumerate(data["pairs"]):
+    for i, entry in enumerate(data.get("pairs") or []):
         label = entry.get("name", f"#{i + 1}") if isinstance(entry, dict) else f"#{i + 1}"
         try:
             if not isinstance(entry, dict):
@@ -330,7 +500,7 @@ def load_pairs_file(path: str | Path) -> list[EnvPair]:
                 close = difflib.get_close_matches(unknown[0], PAIR_FILE_KEYS, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise PairError(f"unknown key {unknown[0]!r}{hint}")
-            missing = [k for k in ("name", "source", "target", "threshold") if k not in entry]
+            missing = [k for k in ("name", "source", "target") if k not in entry]
             if missing:
                 raise PairError(f"missing key(s) {', '.join(missing)}")
             out.append(register_pair(**entry, overwrite=True))

@@ -1233,16 +1233,13 @@ def source_key(
     source_model: Path | None = None,
     eval_every: int | None = None,
 ) -> str:
-    """Content hash of a source run: source variant, algo, hyperparameters, seed, steps, the
-    checkpoint interval and the package versions -- or, for an imported model, the model file's
-    digest (first 16 hex digits of SHA-256)."""
+    """Content hash of a source run: source variant (with its own horizon, if any), algo,
+    hyperparameters, seed, steps, the checkpoint interval and the package versions -- or, for an
+    imported model, the model file's digest (first 16 hex digits of SHA-256)."""
     from rl_transfer.versions import package_versions
 
     payload: dict[str, Any] = {
-        "source": {
-            "family": pair.source.family,
-            "params": dict(sorted(pair.source.params.items())),
-        },
+        "source": pair.source.to_dict(),  # family, params (+ max_episode_steps when set)
         "algo": algo,
         "eval_episodes": eval_episodes,
         # 2: off-policy sources keep their replay buffer; 3: checkpoints for total-time

@@ -197,6 +197,35 @@ class EnvFamily:
                 f"r_max {self.r_max:g}"
             )
 
+    def definition_digest(self) -> str:
+        """A hash of what builds the family's envs (env, parameters, horizon, hook, wrappers,
+        imports, fixed keyword arguments, reward function; callables by ``module:qualname``),
+        first 16 hex digits of SHA-256: a user's family whose definition changes under the same
+        name is another task (it enters the source cache key and the experiment identity)."""
+        import hashlib
+        import json
+
+        def ref(x: Any) -> Any:
+            if callable(x) and not isinstance(x, str):
+                return f"{getattr(x, '__module__', '?')}:{getattr(x, '__qualname__', repr(x))}"
+            return x
+
+        blob = {
+            "env": self.env,
+            "params": {
+                k: [p.default, p.low, p.high, p.attr, p.kind, p.via]
+                for k, p in sorted(self.params.items())
+            },
+            "max_episode_steps": self.max_episode_steps,
+            "hook": ref(self.hook),
+            "wrappers": [ref(w) for w in self.wrappers],
+            "imports": list(self.imports),
+            "extra_kwargs": {k: ref(v) for k, v in sorted(self.extra_kwargs.items())},
+            "reward_fn": ref(self.reward_fn),
+        }
+        text = json.dumps(blob, sort_keys=True, default=repr).encode()
+        return hashlib.sha256(text).hexdigest()[:16]
+
     def _check_param(self, key: str, p: Param) -> None:
         where = f"env family {self.name!r}: parameter {key!r}"
         if not isinstance(p, Param) or p.name != key:

@@ -18,7 +18,14 @@ import gymnasium
 import numpy as np
 
 from envs.errors import EnvsError, PairError, UnknownPairError
-from envs.families import FAMILIES, EnvFamily, family_from_dict, get_family, register_family
+from envs.families import (
+    BUILTIN,
+    FAMILIES,
+    EnvFamily,
+    family_from_dict,
+    get_family,
+    register_family,
+)
 from envs.mappings import Mappings, parse_mappings, spaces_equal
 
 
@@ -77,11 +84,16 @@ class Variant:
         return f"{self.family}({', '.join(items) or 'default'})"
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"family", "params"}``, and ``"max_episode_steps"`` when the variant sets one (so
-        the experiment identity of a variant without its own horizon is what it always was)."""
+        """``{"family", "params"}``, ``"max_episode_steps"`` when the variant sets one (so the
+        experiment identity of a variant without its own horizon is what it always was), and
+        for a family that is not built in ``"family_definition"``
+        (:meth:`envs.EnvFamily.definition_digest`)."""
         out: dict[str, Any] = {"family": self.family, "params": dict(self.params)}
         if self.max_episode_steps is not None:
             out["max_episode_steps"] = self.max_episode_steps
+        family = self.env_family
+        if BUILTIN.get(self.family) is not family:  # a user's family: its definition counts
+            out["family_definition"] = family.definition_digest()
         return out
 
 

@@ -294,6 +294,25 @@ def test_the_horizon_is_part_of_the_source_key_and_pair_record():
         envs.unregister_pair("test-horizon")
 
 
+def test_a_user_familys_definition_is_part_of_the_source_key():
+    """The same name with another definition (here another horizon and bounds) is another
+    task: sources cached under the old definition are not reused."""
+
+    def family(high: float, steps: int) -> envs.EnvFamily:
+        return envs.EnvFamily(
+            name="test-pole",
+            env="CartPole-v1",
+            params=[envs.Param("length", 0.5, 0.1, high, "m", via="attribute")],
+            max_episode_steps=steps,
+        )
+
+    a, b = family(2.0, 500), family(3.0, 500)
+    records = [envs.Variant(f, {"length": 1.0}).to_dict() for f in (a, b, family(2.0, 500))]
+    assert records[0]["family_definition"] != records[1]["family_definition"]
+    assert records[0] == records[2]  # the same definition: the same record
+    assert "family_definition" not in envs.Variant("cartpole").to_dict()  # built in: as before
+
+
 # -- families from Python, from a pairs file, from an entry point ------------------------------
 
 

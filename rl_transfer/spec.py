@@ -549,6 +549,16 @@ class ExperimentSpec:
         for pair in self.pair_objects():
             for algo in self.algos:
                 self._check_eval_interval(pair, algo)
+            if self.threshold is not None and not pair.r_min <= self.threshold <= pair.r_max:
+                why = (
+                    "no policy can reach it"
+                    if self.threshold > pair.r_max
+                    else "the random policy already does better on average"
+                )
+                raise SpecError(
+                    f"--threshold {self.threshold:g} lies outside [R_min {pair.r_min:g}, R_max "
+                    f"{pair.r_max:g}] of pair {pair.name!r}: {why}; give a level inside it"
+                )
         if self.source_model is not None:
             self._check_source_model()
         self._check_hyperparams()

@@ -246,6 +246,16 @@ def test_r_max_and_threshold_follow_the_horizon():
         envs.get_pair("test-x")
 
 
+def test_a_threshold_flag_outside_the_range_is_refused(tmp_path):
+    from rl_transfer.errors import SpecError
+    from rl_transfer.spec import spec_from
+
+    for level, why in ((950, "no policy can reach it"), (10, "the random policy already")):
+        with pytest.raises(SpecError, match=f"--threshold {level} lies outside.*{why}"):
+            spec_from(threshold=level, out=tmp_path / "exp").validate()
+    assert not (tmp_path / "exp").exists()
+
+
 def test_a_threshold_outside_the_range_needs_a_stated_reason():
     cartpole = ("cartpole", {})
     try:

@@ -465,19 +465,10 @@ def load_pairs_file(path: str | Path) -> list[EnvPair]:
         PairError: unreadable file, invalid YAML, an invalid family or pair, in one line naming
             the file and the family or pair. Entries before the bad one stay registered.
     """
-    import yaml
+    from rl_transfer.errors import read_yaml
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise PairError(f"cannot read pairs file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        from rl_transfer.errors import yaml_error_message
-
-        raise PairError(
-            f"{yaml_error_message(path, exc)} (the pairs file is not valid YAML)"
-        ) from None
+    data = read_yaml(path, "pairs", PairError)
     sections = ("families", "pairs")
     if not isinstance(data, dict) or not any(isinstance(data.get(k), list) for k in sections):
         raise PairError(

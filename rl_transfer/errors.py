@@ -137,6 +137,27 @@ def yaml_error_message(path: object, exc: BaseException) -> str:
     return f"{path}:{mark.line + 1}:{mark.column + 1}: {problem}"
 
 
+def read_yaml(path: object, what: str, error: type[RLTransferError]) -> object:
+    """The content of the YAML file ``path`` (a ``what`` file: "study", "pairs", ...).
+
+    Raises:
+        error: unreadable (``cannot read <what> file <path>: <reason>``) or invalid YAML
+            (``file:line:column: problem (the <what> file is not valid YAML)``), one line.
+    """
+    from pathlib import Path
+
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(str(path)).read_text())
+    except OSError as exc:
+        raise error(f"cannot read {what} file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise error(
+            f"{yaml_error_message(path, exc)} (the {what} file is not valid YAML)"
+        ) from None
+
+
 __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_RUN_FAILED",

@@ -460,18 +460,9 @@ def load_zoo_file(path: Path) -> dict[str, dict[str, Any]]:
     Raises:
         SpecError: unreadable file, invalid YAML, or not that layout (in one line naming the file).
     """
-    import yaml
+    from rl_transfer.errors import read_yaml
 
-    from rl_transfer.errors import yaml_error_message
-
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise SpecError(f"cannot read hyperparameters file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(
-            f"{yaml_error_message(path, exc)} (the hyperparameters file is not valid YAML)"
-        ) from None
+    data = read_yaml(path, "hyperparameters", SpecError)
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise SpecError(
             f"hyperparameters file {path} must map env ids or family names to entries "

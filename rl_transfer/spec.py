@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rl_transfer.errors import SpecError, TransferError, yaml_error_message
+from rl_transfer.errors import SpecError, TransferError
 
 if TYPE_CHECKING:  # envs imports gymnasium, agents torch: imported where they are used
     from envs import EnvPair
@@ -1084,17 +1084,11 @@ def load_study(path: Path) -> dict[str, Any]:
             key (closest valid key suggested) or a value of the wrong type, in one line naming
             the file and the key.
     """
-    import yaml
     from pydantic import ValidationError
 
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise SpecError(f"cannot read study file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(
-            f"{yaml_error_message(path, exc)} (the study file is not valid YAML)"
-        ) from None
+    from rl_transfer.errors import read_yaml
+
+    data = read_yaml(path, "study", SpecError)
     if data is None:
         data = {}
     if not isinstance(data, dict):

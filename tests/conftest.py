@@ -24,6 +24,23 @@ TINY = [
     "--quiet",
 ]
 
+ONE_SEED = [
+    "--seeds",
+    "1",
+    "--source-steps",
+    "256",
+    "--target-steps",
+    "256",
+    "--eval-every",
+    "256",
+    "--eval-episodes",
+    "2",
+    "--workers",
+    "1",
+    "--quiet",
+]
+"""One seed, one rollout-sized budget, one process: a run through the CLI in seconds."""
+
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``rl-transfer`` as a user would (a subprocess of the installed entry point), with

@@ -16,7 +16,7 @@ from pathlib import Path
 import gymnasium
 import numpy as np
 import pytest
-from conftest import cli, read_json
+from conftest import ONE_SEED, cli, read_json, run_exp
 
 import envs
 from envs import EnvFamily, EnvsError, PairError, Param, ParameterError, get_family
@@ -505,34 +505,18 @@ def test_minigrid_pair_from_a_yaml_file_runs_through_the_cli(tmp_path):
     """MiniGrid's DoorKey 5x5 -> 8x8, declared in a pairs file alone (family, imports, wrappers,
     pair), trained with PPO in worker processes that never saw the file."""
     shutil.copy(MINIGRID_YAML, tmp_path / "doorkey.yaml")
-    proc = cli(
-        "run",
+    proc = run_exp(
+        tmp_path,
         "--pairs-file",
         "doorkey.yaml",
         "--pair",
         "doorkey-5x5-to-8x8",
-        "--algo",
-        "ppo",
         "--methods",
         "policy",
-        "--seeds",
-        "1",
-        "--source-steps",
-        "256",
-        "--target-steps",
-        "256",
-        "--eval-every",
-        "256",
-        "--eval-episodes",
-        "2",
-        "--workers",
-        "1",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        "--quiet",
-        cwd=tmp_path,
+        *ONE_SEED,
+        "--hyperparams",  # SB3's PPO would collect 2,048 steps per rollout
+        "n_steps:128",
+        "batch_size:64",
     )
     assert proc.returncode == 0, proc.stderr
     runs = tmp_path / "exp/doorkey-5x5-to-8x8/ppo"

@@ -9,28 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import cli, read_json
+from conftest import ONE_SEED, cli, read_json, run_exp
 
 from rl_transfer.errors import SpecError
 from rl_transfer.hyperparams import parse_value
 from rl_transfer.spec import spec_from
-
-SMALL = [
-    "--seeds",
-    "1",
-    "--source-steps",
-    "256",
-    "--target-steps",
-    "256",
-    "--eval-every",
-    "256",
-    "--eval-episodes",
-    "2",
-    "--workers",
-    "1",
-    "--quiet",
-]
-
 
 # -- values ------------------------------------------------------------------------------------
 
@@ -193,19 +176,14 @@ def test_a_file_without_the_familys_entry_names_what_to_add(tmp_path):
 
 
 def test_overrides_reach_run_json_experiment_yaml_and_the_source_cache_key(tmp_path):
-    proc = cli(
-        "run",
-        *SMALL,
+    proc = run_exp(
+        tmp_path,
+        *ONE_SEED,
         "--methods",
         "finetune",
         "--hyperparams",
         "finetune.learning_rate:1e-4",
         "source.n_epochs:3",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "exp/cartpole-long-pole/ppo"
@@ -273,18 +251,13 @@ def test_a_zoo_model_whose_schedules_need_an_uninstalled_module_comes_in(tmp_pat
         ).learn(64).save("CartPole-v1.zip")
         """,
     )
-    proc = cli(
-        "run",
-        *SMALL,
+    proc = run_exp(
+        tmp_path,
+        *ONE_SEED,
         "--methods",
         "policy",
         "--source-model",
         "CartPole-v1.zip",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     (source,) = [p for p in (tmp_path / "src").iterdir() if not p.name.startswith(".")]
@@ -308,18 +281,13 @@ def test_an_imported_models_architecture_builds_every_arm(tmp_path):
             seed=0).learn(64).save("relu.zip")
         """,
     )
-    proc = cli(
-        "run",
-        *SMALL,
+    proc = run_exp(
+        tmp_path,
+        *ONE_SEED,
         "--methods",
         "policy",
         "--source-model",
         "relu.zip",
-        "--out",
-        "exp",
-        "--source-cache",
-        "src",
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     for arm in ("scratch", "policy"):  # scratch too: the comparison is between equals
@@ -339,7 +307,7 @@ def test_an_imported_models_architecture_builds_every_arm(tmp_path):
     # an override that contradicts the model is refused before anything runs
     proc = cli(
         "run",
-        *SMALL,
+        *ONE_SEED,
         "--methods",
         "policy",
         "--source-model",
@@ -401,7 +369,7 @@ def test_another_algorithms_zip_is_refused_in_words(tmp_path):
 
     PPO("MlpPolicy", "CartPole-v1", n_steps=32, device="cpu").save(tmp_path / "ppo.zip")
     proc = cli(
-        "run", *SMALL, "--algo", "dqn", "--source-model", "ppo.zip", "--out", "e", cwd=tmp_path
+        "run", *ONE_SEED, "--algo", "dqn", "--source-model", "ppo.zip", "--out", "e", cwd=tmp_path
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (

@@ -285,11 +285,12 @@ def raw_last_observations(model: Any) -> np.ndarray:
 def trained_with_vecnormalize(model: Any) -> bool | None:
     """Whether a saved model was trained under ``VecNormalize``, read from the model alone:
     on-policy learners (PPO, A2C) keep the raw first observation in ``_last_original_obs``
-    (saved in the zip) only then. None for off-policy learners, which set it either way."""
+    (saved in the zip) only then. None for off-policy learners, which set it either way, and
+    for a model that never learned."""
     from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
     check("stable_baselines3.common.base_class.BaseAlgorithm._setup_learn")
-    if isinstance(model, OffPolicyAlgorithm):
+    if isinstance(model, OffPolicyAlgorithm) or not model.num_timesteps:
         return None
     return vars(model).get("_last_original_obs") is not None
 

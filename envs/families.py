@@ -177,6 +177,12 @@ class EnvFamily:
             set_("reward_fn", _load(self.reward_fn, f"reward_fn of env family {self.name!r}"))
         for key, p in self.params.items():
             self._check_param(key, p)
+        for key in ("r_max", "reward_threshold", "r_max_per_step"):
+            value = getattr(self, key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise EnvsError(f"env family {self.name!r}: {key} must be a number, got {value!r}")
         steps = self.max_episode_steps
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)):
             raise EnvsError(f"env family {self.name!r}: max_episode_steps must be an integer")
@@ -864,6 +870,12 @@ def register_family(family: EnvFamily, origin: str = "", check: bool = True) -> 
         owner = "a built-in family" if family.name in BUILTIN else "another family"
         raise EnvsError(
             f"{where}env family name {family.name!r} is taken by {owner}; give yours another name"
+        )
+    clash = [f.name for f in FAMILIES.values() if f.gym_id == family.gym_id]
+    if clash:
+        raise EnvsError(
+            f"{where}env family {family.name!r} would be registered with gymnasium as "
+            f"{family.gym_id!r}, the id of family {clash[0]!r}; give yours another name"
         )
     if check:
         try:

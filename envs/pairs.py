@@ -340,6 +340,9 @@ def register_pair(
     from rl_transfer.names import check_name
 
     check_name("pair", name, PairError)
+    for key, value in (("threshold", threshold), ("r_max", r_max), ("r_min", r_min)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise PairError(f"pair {name!r}: {key} must be a number, got {value!r}")
     if name in _BUILTIN:
         raise PairError(f"pair {name!r} is a built-in pair; give yours another name")
     if name in _PAIRS and not overwrite:

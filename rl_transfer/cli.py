@@ -19,6 +19,13 @@ from rl_transfer.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, RL
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse's parser with one-line errors (exit status 2) and no abbreviated flags: a
+    prefix such as ``--pairs`` would otherwise silently mean ``--pairs-file``."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"error: {message} (see `{self.prog} --help`)\n")
 

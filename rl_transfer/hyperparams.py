@@ -71,6 +71,8 @@ UNSUPPORTED = {
     "normalize_kwargs": "give them as normalize: \"{'norm_obs': True, 'norm_reward': False}\"",
 }
 """zoo keys that have no meaning here, with what to do instead."""
+SCHEDULES = ("learning_rate", "clip_range", "clip_range_vf", "delta_std")
+"""The keys whose ``lin_X`` zoo turns into a linear schedule (``_preprocess_schedules``)."""
 ARCHITECTURE = (
     "net_arch",
     "activation_fn",
@@ -169,6 +171,8 @@ def _literal(node: ast.AST, key: str, text: str) -> Any:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, str) and node.value.startswith("lin_"):
             return _schedule(node.value, key)
+        if isinstance(node.value, float) and not math.isfinite(node.value):
+            raise SpecError(f"hyperparameter {key!r}: {text!r} is not a finite number")
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         value = _literal(node.operand, key, text)
@@ -218,6 +222,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     """
     key, sep, value = text.partition(":")
     key = key.strip()
+    if key.rsplit(".", 1)[-1] in UNSUPPORTED and value.strip():
+        return key, value.strip()  # refused with what to do instead, by check_entry
     if not sep or not key or not value.strip():
         hint = (
             "; a study file goes before --hyperparams (it takes every word after it)"
@@ -241,7 +247,7 @@ def canonical(hyperparams: Mapping[str, Any], where: str = "") -> dict[str, Any]
     out = copy.deepcopy(dict(hyperparams))
     try:
         for key, value in out.items():
-            if isinstance(value, str):  # YAML reads 1e-4 and zoo's "dict(...)" as strings
+            if isinstance(value, str) and key not in UNSUPPORTED:  # YAML reads 1e-4 as a string
                 out[key] = parse_value(value, key)
         pk = out.get("policy_kwargs")
         if isinstance(pk, Mapping):
@@ -330,9 +336,24 @@ def check_entry(adapter: Any, hp: Mapping[str, Any], where: str, *, file: bool =
             take.
     """
     valid = valid_keys(adapter)
-    for key in hp:
+    for key, value in hp.items():
         if key in UNSUPPORTED:
             raise SpecError(f"{where}: {key!r} is not supported: {UNSUPPORTED[key]}")
+        if key in MANAGED:
+            raise SpecError(
+                f"{where}: {key!r} is set by rl_transfer itself (seeds: --seeds and "
+                "--seed-offset; every run on the CPU; logs: TensorBoard in each run folder)"
+            )
+        if isinstance(value, str) and value.startswith("lin_") and key not in SCHEDULES:
+            raise SpecError(
+                f"{where}: {key} is {value!r}, and a lin_ schedule is taken by "
+                f"{', '.join(SCHEDULES)} only (as in rl-baselines3-zoo)"
+            )
+        if key == "n_envs" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise SpecError(f"{where}: n_envs must be a positive integer, got {value!r}")
+        bad = _non_finite(value)
+        if bad is not None:
+            raise SpecError(f"{where}: {key} holds {bad!r}, not a finite number")
         if key == "n_timesteps" and not file:
             raise SpecError(
                 f"{where}: n_timesteps is not a hyperparameter here; the budget is "
@@ -356,6 +377,19 @@ def check_entry(adapter: Any, hp: Mapping[str, Any], where: str, *, file: bool =
             )
 
 
+def _non_finite(value: Any) -> float | None:
+    if isinstance(value, float):
+        return None if math.isfinite(value) else value
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        for v in value:
+            bad = _non_finite(v)
+            if bad is not None:
+                return bad
+    return None
+
+
 def _valid(key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}? " if close else ""
@@ -372,10 +406,19 @@ def flatten_study(value: Mapping[str, Any], algos: Iterable[str]) -> dict[str, A
     ``{ppo: {learning_rate: 1e-4, target.n_epochs: 5}}`` -> ``{"ppo.learning_rate": 1e-4,
     "ppo.target.n_epochs": 5}``; flat keys are kept as they are.
     """
+    from agents import ADAPTERS
+
     out: dict[str, Any] = {}
-    algos = set(algos)
+    algos = list(algos)
     for key, v in value.items():
-        if key in algos and isinstance(v, Mapping):
+        if key in ADAPTERS:
+            if key not in algos:
+                raise SpecError(
+                    f"hyperparams: a section for {key}, which the experiment does not run "
+                    f"({', '.join(algos)})"
+                )
+            if not isinstance(v, Mapping):
+                raise SpecError(f"hyperparams: {key}: expected {{key: value}}, got {v!r}")
             for k, w in v.items():
                 out[f"{key}.{k}"] = w
         else:
@@ -384,14 +427,15 @@ def flatten_study(value: Mapping[str, Any], algos: Iterable[str]) -> dict[str, A
 
 
 def split_key(key: str, algos: Iterable[str], arms: Iterable[str]) -> tuple[str, str, str]:
-    """``"[ALGO.][ARM.]KEY"`` -> ``(algo or "", arm or "", KEY)``; ``ARM`` is ``source``,
-    ``target`` or a method name (names may hold dots: the longest known prefix is taken).
+    """``"[ALGO.][ARM.]KEY"`` -> ``(algo or "", arm or "", KEY)``; ``ARM`` is one of ``arms``
+    (``source`` when a source is pretrained, ``target``, the method names; names may hold dots:
+    the longest known prefix is taken).
 
     Raises:
         SpecError: a prefix that is neither an algorithm of the experiment nor a run kind
             (the valid prefixes listed).
     """
-    algos, arms = list(algos), list(dict.fromkeys(["source", "target", *arms]))
+    algos, arms = list(algos), list(arms)
     rest, algo = key, ""
     for a in algos:
         if rest.startswith(a + "."):
@@ -404,6 +448,12 @@ def split_key(key: str, algos: Iterable[str], arms: Iterable[str]) -> tuple[str,
             break
     if "." in rest:
         prefix = key[: key.rindex(".")]
+        if prefix.split(".")[-1] == "source" and "source" not in arms:
+            raise SpecError(
+                f"hyperparameter {key!r}: no source is pretrained in this experiment (an "
+                "imported --source-model, or no method that needs a source), so 'source.' "
+                "reaches no run"
+            )
         raise SpecError(
             f"hyperparameter {key!r}: unknown prefix {prefix!r}; a key may start with an "
             f"algorithm ({', '.join(algos)}) and/or a run kind ({', '.join(arms)})"
@@ -429,9 +479,9 @@ def arm_hyperparams(
 
     Returns:
         ``(hyperparams, given)``: the entry with every override that reaches the run applied,
-        from the least specific to the most (plain, ``target``, the method's name; the algorithm's
-        prefix before the same without it), and ``given`` mapping each overridden key to the
-        override's spelling.
+        from the least specific to the most, so the most specific wins: plain, then ``target``,
+        then the method's name; at each level the key with the algorithm's prefix wins over the
+        same key without it. ``given`` maps each overridden key to the override's spelling.
     """
     hp = copy.deepcopy(dict(base))
     given: dict[str, str] = {}
@@ -474,15 +524,22 @@ def load_zoo_file(path: Path) -> dict[str, dict[str, Any]]:
 def zoo_entry(table: Mapping[str, Mapping[str, Any]], family: Any) -> dict[str, Any] | None:
     """The entry of ``family`` (an :class:`envs.EnvFamily`) in a zoo-layout table: under its
     name, its base gymnasium id or its registered id; None when the table has none."""
-    for key in (family.name, family.base_id, family.gym_id):
+    for key in zoo_keys(family):
         if key in table:
             return dict(table[key])
     return None
 
 
+def zoo_keys(family: Any) -> list[str]:
+    """The keys a zoo-layout file may file ``family`` under: its name, the gymnasium id it
+    wraps or is named after, its own registered id."""
+    keys = [family.name, getattr(family, "base_id", ""), getattr(family, "env", ""), family.gym_id]
+    return [k for k in dict.fromkeys(keys) if k and ":" not in k]
+
+
 def parse_file_arg(text: str) -> tuple[str, Path]:
-    """``"[ALGO=]PATH"`` -> ``(algo or "", path)``."""
+    """``"[ALGO=]PATH"`` -> ``(algo or "", path)`` (the algorithm's name in lower case)."""
     algo, sep, path = text.partition("=")
-    if sep and re.fullmatch(r"[a-z0-9_]+", algo):
-        return algo, Path(path)
+    if sep and re.fullmatch(r"[A-Za-z0-9_]+", algo):
+        return algo.lower(), Path(path)
     return "", Path(text)

@@ -555,9 +555,9 @@ def check_spec(spec: Any, hyperparams: Callable[[EnvPair, str, str], Mapping[str
 
 def check_imported(path: Path, model: BaseAlgorithm, observation_space: Any) -> None:
     """Check a ``--source-model``'s statistics: the file zoo's layout pairs with it, when there
-    is one, must be readable statistics of observations shaped like the source task's; an
-    on-policy model trained with ``VecNormalize`` (:func:`agents.sb3.trained_with_vecnormalize`)
-    must have one.
+    is one, must be readable statistics of observations shaped like the source task's and
+    belong to a model trained with ``VecNormalize``; an on-policy model trained with it
+    (:func:`agents.sb3.trained_with_vecnormalize`) must have one.
 
     Raises:
         SpecError: one of those does not hold.
@@ -573,6 +573,12 @@ def check_imported(path: Path, model: BaseAlgorithm, observation_space: Any) -> 
                 "run's vecnormalize.pkl there"
             )
         return
+    if trained_with_vecnormalize(model) is False:
+        raise SpecError(
+            f"--source-model {path} was trained without VecNormalize (SB3 saved no raw "
+            f"observation beside the normalized ones) and {paired} sits where zoo's layout keeps "
+            "its statistics: move that file away, or import the model it belongs to"
+        )
     try:
         stats = load_statistics(paired)
     except TransferError as exc:

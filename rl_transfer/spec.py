@@ -106,7 +106,15 @@ def _file_arg(text: str) -> tuple[str, Path]:
 
 
 def _collect_files(items: list[tuple[str, Path]]) -> dict[str, Path]:
-    return dict(items)
+    out: dict[str, Path] = {}
+    for algo, path in items:
+        if algo in out:
+            raise SpecError(
+                f"--hyperparams-file given twice for {algo or 'the algorithm'} ({out[algo]}, "
+                f"{path}): give one file per algorithm"
+            )
+        out[algo] = path
+    return out
 
 
 def _pydantic(name: str) -> Callable[[], Any]:
@@ -127,7 +135,7 @@ def _pydantic(name: str) -> Callable[[], Any]:
             "path": Path,
             "knobs": dict[str, dict[str, float | str]],
             "hyperparams": dict[str, Any],
-            "hyperparams_file": Path | dict[str, Path],
+            "hyperparams_file": str | dict[str, str],
         }[name]
 
     return build
@@ -621,7 +629,8 @@ class ExperimentSpec:
         for algo in self.algos:
             if saved is not None and saved != algo:
                 raise SpecError(
-                    f"--source-model {path} is a {saved.upper()} model and the experiment runs "
+                    f"--source-model {path} is {'an' if saved == 'a2c' else 'a'} "
+                    f"{saved.upper()} model and the experiment runs "
                     f"{algo}: run it with --algo {saved}"
                 )
             try:
@@ -721,10 +730,15 @@ class ExperimentSpec:
         Raises:
             SpecError: a value that cannot be parsed (:func:`rl_transfer.hyperparams.parse_value`).
         """
-        from rl_transfer.hyperparams import flatten_study, parse_value
+        from rl_transfer.hyperparams import UNSUPPORTED, flatten_study, parse_value
 
         flat = flatten_study(self.hyperparams or {}, self.algos)
-        return {k: parse_value(v, k) if isinstance(v, str) else v for k, v in flat.items()}
+        return {
+            k: parse_value(v, k)
+            if isinstance(v, str) and k.rsplit(".", 1)[-1] not in UNSUPPORTED
+            else v
+            for k, v in flat.items()
+        }
 
     def hyperparams_files(self) -> dict[str, Path]:
         """``--hyperparams-file`` by algorithm name.
@@ -774,10 +788,13 @@ class ExperimentSpec:
         family = pair.target.env_family
         entry = zoo_entry(load_zoo_file(path), family)
         if entry is None:
+            from rl_transfer.hyperparams import zoo_keys
+
             raise SpecError(
                 f"hyperparameters file {path} has no entry for the target of {pair.name!r} "
-                f"(family {family.name!r}): add one under {family.base_id!r} or "
-                f"{family.name!r} (its keys: {', '.join(load_zoo_file(path)) or 'none'})"
+                f"(family {family.name!r}): add one under "
+                f"{' or '.join(repr(k) for k in zoo_keys(family)[:2])} "
+                f"(its keys: {', '.join(load_zoo_file(path)) or 'none'})"
             )
         return entry, f"hyperparameters file {path}"
 
@@ -802,6 +819,7 @@ class ExperimentSpec:
     def _hyperparams_with_origin(
         self, pair: EnvPair, algo: str
     ) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
+        from agents import get_adapter
         from rl_transfer.hyperparams import arm_hyperparams
 
         cache = self.__dict__.setdefault("_hp_cache", {})
@@ -811,16 +829,35 @@ class ExperimentSpec:
         base, origin = self.base_hyperparams(pair, algo)
         overrides = self.hyperparam_overrides()
         out = {}
+        kinds = self.run_kinds()
         for arm in ["source", *self.all_methods()]:
-            hp, given = arm_hyperparams(base, overrides, algo, arm, self.algos, self.all_methods())
-            where = {k: f"--hyperparams {v}" for k, v in given.items()}
+            hp, given = arm_hyperparams(base, overrides, algo, arm, self.algos, kinds)
+            study = self.__dict__.get("_hp_study", {})
+            where = {k: study.get(v, f"--hyperparams {v}") for k, v in given.items()}
             if not origin.startswith("agents/"):
                 where = {**{k: origin for k in base}, **where}
             out[arm] = (hp, where)
         if self.source_model is not None:
             out = self._adopt_model_architecture(pair, algo, out)
+            model = self._imported_model(algo)
+            path = Path(self.source_model)  # type: ignore[arg-type]
+            saved = get_adapter(algo).saved_hyperparams(
+                model, get_adapter(algo).replaced_objects(path)
+            )
+            out["source"] = (saved, {k: f"source model {path}" for k in saved})
         cache[key] = out
         return out
+
+    def run_kinds(self) -> list[str]:
+        """The run kinds a hyperparameter prefix may address: ``source`` when a source is
+        pretrained (some method needs one and no ``source_model`` is given), ``target``, and
+        every method (``scratch`` first)."""
+        from rl_transfer.methods import get_method
+
+        pretrained = self.source_model is None and any(
+            get_method(m).needs_source for m in self.all_methods()
+        )
+        return (["source"] if pretrained else []) + ["target", *self.all_methods()]
 
     def _adopt_model_architecture(
         self,
@@ -921,6 +958,8 @@ class ExperimentSpec:
                 adapter = get_adapter(algo)
                 _, origin = self.base_hyperparams(pair, algo)
                 in_force = self.hyperparams_in_force(pair, algo)
+                if self.source_model is not None:  # the imported model's own, as saved
+                    in_force = {k: v for k, v in in_force.items() if k != "source"}
                 for arm, hp in in_force.items():
                     where = f"{algo} hyperparameters of the {arm} run on {pair.name}"
                     check_entry(adapter, hp, where, file=not origin.startswith("agents/"))
@@ -972,12 +1011,18 @@ class ExperimentSpec:
                 a: {p.name: self.base_hyperparams(p, a)[0] for p in self.pair_objects()}
                 for a in self.algos
             },
-            "source_model": _file_digest(self.source_model) if self.source_model else None,
+            "source_model": _model_digest(self.source_model) if self.source_model else None,
             "knobs": {k: dict(v) for k, v in sorted(self.knobs.items())},
-            # only when given, so that folders named before overrides existed keep their name
+            # only when overrides are given (so that folders named before they existed keep
+            # their name), as the values in force: one experiment spelled two ways is one
             **(
-                {"hyperparam_overrides": dict(sorted(overrides.items()))}
-                if (overrides := self.hyperparam_overrides())
+                {
+                    "hyperparams_in_force": {
+                        a: {p.name: self.hyperparams_in_force(p, a) for p in self.pair_objects()}
+                        for a in self.algos
+                    }
+                }
+                if self.hyperparam_overrides()
                 else {}
             ),
         }
@@ -1107,6 +1152,16 @@ def load_study(path: Path) -> dict[str, Any]:
                 else f"; valid keys: {', '.join(STUDY_KEYS)}"
             )
             raise SpecError(f"study file {path}: unknown key {key!r}{hint}") from None
+        if err["loc"][0] == "hyperparams_file":
+            raise SpecError(
+                f"study file {path}: hyperparams_file: expected a file path or "
+                f"{{algo: path}} (got {data.get('hyperparams_file')!r})"
+            ) from None
+        if err["loc"][0] == "hyperparams":
+            raise SpecError(
+                f"study file {path}: hyperparams: expected {{algo: {{key: value}}}} or "
+                f"{{key: value}} (got {data.get('hyperparams')!r})"
+            ) from None
         if err["loc"][0] == "seeds":
             raise SpecError(
                 f"study file {path}: seeds: expected a positive integer or 'auto' "
@@ -1115,7 +1170,15 @@ def load_study(path: Path) -> dict[str, Any]:
         raise SpecError(
             f"study file {path}: {key}: {err['msg']} (got {err.get('input')!r})"
         ) from None
-    return {k: v for k, v in parsed.model_dump().items() if v is not None}
+    out = {k: v for k, v in parsed.model_dump().items() if v is not None}
+    files = out.get("hyperparams_file")
+    if files is not None:  # a path in a study file is relative to the study file
+        base = Path(path).parent
+        if isinstance(files, dict):
+            out["hyperparams_file"] = {a: base / Path(f) for a, f in files.items()}
+        else:
+            out["hyperparams_file"] = {"": base / Path(files)}
+    return out
 
 
 def spec_from(study: Path | None = None, **overrides: Any) -> ExperimentSpec:
@@ -1135,6 +1198,16 @@ def spec_from(study: Path | None = None, **overrides: Any) -> ExperimentSpec:
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise SpecError(f"unknown experiment argument(s) {unknown}; valid: {sorted(known)}")
+    from_study = kwargs.get("hyperparams") or {}
+    if from_study:  # merged key by key with the flag's: the flag wins where both set one
+        from rl_transfer.hyperparams import flatten_study
+
+        algos = overrides.get("algos") or kwargs.get("algos") or ["ppo"]
+        from_study = flatten_study(from_study, algos)
+        overrides["hyperparams"] = {
+            **from_study,
+            **flatten_study(overrides.get("hyperparams") or {}, algos),
+        }
     kwargs.update(overrides)
     for key in ("out", "source_cache", "source_model"):
         if kwargs.get(key) is not None:
@@ -1142,6 +1215,10 @@ def spec_from(study: Path | None = None, **overrides: Any) -> ExperimentSpec:
     spec = ExperimentSpec(**kwargs)
     if given_as:
         spec.given_as = given_as
+    flag_keys = set(given.get("hyperparams") or {})
+    spec.__dict__["_hp_study"] = {
+        k: f"study file {study}: hyperparams {k}" for k in from_study if k not in flag_keys
+    }
     return spec
 
 
@@ -1169,9 +1246,13 @@ def _build(
     Raises:
         SpecError: stable-baselines3 refuses the hyperparameters (its message, first line).
     """
+    import warnings
+
     env_fn = pair.make_source if source else pair.make_target
     try:
-        model = adapter.make_model(env_fn, hp, seed=0)
+        with warnings.catch_warnings():  # SB3's advice on batch sizes is the runs' to give
+            warnings.simplefilter("ignore")
+            model = adapter.make_model(env_fn, hp, seed=0)
     except SpecError:
         raise
     except Exception as exc:  # noqa: BLE001  (SB3 and torch raise many types on bad values)
@@ -1210,6 +1291,17 @@ def _check_writable(path: Path, flag: str) -> None:
         raise SpecError(
             f"{flag} {path} is not writable ({exc.strerror}); choose another folder"
         ) from None
+
+
+def _model_digest(path: Path) -> str:
+    """An imported model's digest: its zip's, and the statistics file its layout pairs with it
+    (a changed ``vecnormalize.pkl`` is another source)."""
+    from rl_transfer.normalization import paired_statistics
+
+    paired = paired_statistics(Path(path))
+    if paired is None:
+        return _file_digest(path)
+    return f"{_file_digest(path)}+{_file_digest(paired)}"
 
 
 def _file_digest(path: Path) -> str:

@@ -189,23 +189,37 @@ def test_source_model_of_other_spaces_is_refused_before_running(tmp_path):
         ("rl_model_1000_steps.zip", "rl_model_vecnormalize_1000_steps.pkl"),
     ],
 )
-def test_source_model_with_vecnormalize_statistics_needs_a_normalizing_target(
-    tmp_path, model, stats
-):
+def test_source_model_with_vecnormalize_statistics_brings_them_to_every_arm(tmp_path, model, stats):
     """A zoo model trained with VecNormalize keeps its statistics where zoo's layout pairs
-    them with it; they are found, and copying its weights into targets that see raw
-    observations (the default hyperparameters do not normalize) is refused before anything
-    runs, naming the fix."""
+    them with it; they are found, and every arm normalizes its observations as the model's
+    weights expect -- unless the user says otherwise, which is refused before anything runs."""
     import gymnasium
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from rl_transfer.spec import spec_from
 
     run = tmp_path / "zoo" / "CartPole-v1_1"
     (run / stats).parent.mkdir(parents=True, exist_ok=True)
     PPO("MlpPolicy", "CartPole-v1", n_steps=64, device="cpu").save(run / model)
     VecNormalize(DummyVecEnv([lambda: gymnasium.make("CartPole-v1")])).save(str(run / stats))
     given = f"zoo/CartPole-v1_1/{model}"
-    proc = cli("run", "--source-model", given, "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
+    spec = spec_from(source_model=tmp_path / given, out=tmp_path / "exp")
+    spec.validate()
+    in_force = spec.hyperparams_in_force(spec.pair_objects()[0], "ppo")
+    for arm in ("scratch", "policy", "value"):
+        assert in_force[arm]["normalize"] == {"norm_obs": True, "norm_reward": True}
+    proc = cli(
+        "run",
+        "--source-model",
+        given,
+        "--hyperparams",
+        "normalize:false",
+        "--out",
+        "exp",
+        *ROOT_ARGS,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"error: --source-model {given} was trained with VecNormalize")
     assert "add normalize: true to the hyperparameters" in proc.stderr

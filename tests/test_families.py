@@ -246,6 +246,16 @@ def test_r_max_and_threshold_follow_the_horizon():
         envs.get_pair("test-x")
 
 
+def test_numbers_must_be_numbers_and_gymnasium_ids_are_not_shared():
+    with pytest.raises(envs.EnvsError, match="r_max must be a number, got 'abc'"):
+        envs.EnvFamily(name="test-num", env="CartPole-v1", r_max="abc")
+    with pytest.raises(envs.PairError, match="threshold must be a number, got 'high'"):
+        envs.register_pair("test-num", ("cartpole", {}), ("cartpole", {}), threshold="high")
+    # named like a built-in's gymnasium id: rl_transfer/CartPole-v1 is the cartpole family's
+    with pytest.raises(envs.EnvsError, match="the id of family 'cartpole'"):
+        envs.register_family(envs.EnvFamily(name="CartPole-v1", env="Acrobot-v1"))
+
+
 def test_a_threshold_flag_outside_the_range_is_refused(tmp_path):
     from rl_transfer.errors import SpecError
     from rl_transfer.spec import spec_from

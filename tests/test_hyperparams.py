@@ -111,10 +111,7 @@ def test_the_study_key_is_per_algorithm_and_equals_the_flag(tmp_path):
     (pair,) = by_file.pair_objects()
     assert by_file.hyperparams_in_force(pair, "ppo") == by_flag.hyperparams_in_force(pair, "ppo")
     assert by_file.hyperparams_in_force(pair, "ppo")["finetune"]["learning_rate"] == 1e-4
-    assert by_file.identity()["hyperparam_overrides"] == {
-        "ppo.finetune.learning_rate": 1e-4,
-        "ppo.n_epochs": 4,
-    }
+    assert by_file.identity() == by_flag.identity()  # the same experiment, the same folder
 
 
 def test_without_overrides_the_identity_is_unchanged_so_folders_keep_their_names(tmp_path):
@@ -158,6 +155,12 @@ def test_a_zoo_layout_file_replaces_the_packages_entry(tmp_path):
             {"hyperparams": {"source.policy_kwargs": "dict(net_arch=[32, 32])"}},
             "a weight transfer needs the same architecture",
         ),
+        ({"hyperparams": {"n_envs": 1.5}}, "n_envs must be a positive integer, got 1.5"),
+        ({"hyperparams": {"ent_coef": "lin_0.01"}}, "a lin_ schedule is taken by learning_rate"),
+        ({"hyperparams": {"gamma": float("inf")}}, "gamma holds inf, not a finite number"),
+        ({"hyperparams": {"env_wrapper": "a.B"}}, "wrap the env in an env family instead"),
+        ({"hyperparams": {"device": "cuda"}}, "'device' is set by rl_transfer itself"),
+        ({"hyperparams": {"dqn": {"n_epochs": 3}}}, "a section for dqn, which the experiment"),
         ({"hyperparams_file": {"": Path("nope.yml")}}, "cannot read hyperparameters file"),
         ({"hyperparams_file": {"dqn": Path("x.yml")}}, "dqn is not among the algorithms"),
     ],
@@ -166,6 +169,30 @@ def test_bad_hyperparameters_are_refused_before_anything_runs(tmp_path, kwargs, 
     with pytest.raises(SpecError, match=said.replace("(", r"\(")):
         _in_force(methods=["policy"], out=tmp_path / "exp", **kwargs)
     assert not (tmp_path / "exp").exists()
+
+
+def test_source_prefix_needs_a_pretrained_source(tmp_path):
+    with pytest.raises(SpecError, match="no source is pretrained in this experiment"):
+        _in_force(
+            methods=["scratch"], seeds=2, out=tmp_path / "e", hyperparams={"source.gamma": 0.9}
+        )
+
+
+def test_one_experiment_spelled_two_ways_is_one_and_study_values_name_the_study(tmp_path):
+    plain = spec_from(out=tmp_path / "a", hyperparams={"n_epochs": 2})
+    prefixed = spec_from(out=tmp_path / "a", hyperparams={"ppo.n_epochs": 2})
+    assert plain.identity() == prefixed.identity()
+    study = tmp_path / "study.yaml"
+    study.write_text("hyperparams:\n  ppo:\n    n_epochs: 10\n    gae_lambda: 0.9\n")
+    spec = spec_from(study, out=tmp_path / "b", hyperparams={"n_steps": 64})
+    (pair,) = spec.pair_objects()
+    hp = spec.hyperparams_in_force(pair, "ppo")["scratch"]
+    assert (hp["n_epochs"], hp["gae_lambda"], hp["n_steps"]) == (10, 0.9, 64)  # merged
+    assert spec.hyperparams_origin(pair, "ppo", "scratch") == {
+        "n_epochs": f"study file {study}: hyperparams ppo.n_epochs",
+        "gae_lambda": f"study file {study}: hyperparams ppo.gae_lambda",
+        "n_steps": "--hyperparams n_steps",
+    }
 
 
 def test_a_file_without_the_familys_entry_names_what_to_add(tmp_path):

@@ -474,9 +474,14 @@ class AgentAdapter:
             ("buffer class", type(src).__name__, type(dst).__name__),
         ):
             if not _same(a, b):
+                fix = (
+                    "give the pair a mapping, or transfer weights instead"
+                    if "space" in label or "dtype" in label
+                    else "give the source and the target the same hyperparameters"
+                )
                 raise TransferError(
                     f"the source replay buffer's {label} is {a}, the target's is {b}: refusing "
-                    "to mix them (give the pair a mapping or transfer weights instead)"
+                    f"to mix them ({fix})"
                 )
         rows = src.buffer_size if src.full else src.pos
         n = int(min(rows, dst.buffer_size) * fraction)

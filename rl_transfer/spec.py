@@ -966,20 +966,26 @@ class ExperimentSpec:
                     adapter.check_hyperparams(hp)
                 if not user:
                     continue
-                built: dict[str, dict[str, Any]] = {}
-                arch: dict[str, dict[str, Any]] = {}
+                built: dict[str, Any] = {}
+                models: dict[str, Any] = {}
                 for arm, hp in in_force.items():
                     blob = json.dumps([arm == "source", hp], sort_keys=True, default=str)
                     if blob not in built:
                         where = f"the {algo} hyperparameters of the {arm} run on {pair.name}"
-                        built[blob] = _architecture(
-                            _build(adapter, pair, hp, where, source=arm == "source")
-                        )
-                    arch[arm] = built[blob]
+                        built[blob] = _build(adapter, pair, hp, where, source=arm == "source")
+                    models[arm] = built[blob]
+                arch = {arm: _architecture(model) for arm, model in models.items()}
                 if self.source_model is not None:
                     continue
                 for m in self.methods:
-                    if not get_method(m).parts:
+                    method = get_method(m)
+                    if method.needs_source and models[m] is not models["source"]:
+                        problem = method.models_problem(
+                            models["source"], models[m], method.settings_from(self.knobs)
+                        )
+                        if problem:
+                            raise SpecError(f"{pair.name}/{algo}: {problem}")
+                    if not method.parts:
                         continue
                     for key, value in arch["source"].items():
                         if value != arch[m].get(key):

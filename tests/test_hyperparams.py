@@ -171,6 +171,34 @@ def test_bad_hyperparameters_are_refused_before_anything_runs(tmp_path, kwargs, 
     assert not (tmp_path / "exp").exists()
 
 
+@pytest.mark.parametrize(
+    "algo, method, kwargs, said",
+    [
+        ("dqn", "replay", {"hyperparams": {"target.n_envs": 2}}, "number of envs (n_envs) is 1"),
+        (
+            "ppo",
+            "finetune",
+            {
+                "hyperparams": {"source.policy_kwargs": "dict(optimizer_class=th.optim.SGD)"},
+                "knobs": {"finetune": {"optimizer": 1}},
+            },
+            "the source's optimizer is SGD, this arm's Adam",
+        ),
+    ],
+)
+def test_a_method_refuses_models_it_cannot_transfer_between_before_anything_runs(
+    tmp_path, algo, method, kwargs, said
+):
+    with pytest.raises(SpecError, match=said.replace("(", r"\(").replace(")", r"\)")):
+        spec_from(
+            pairs=["cartpole-long-pole"],
+            algos=[algo],
+            methods=[method],
+            out=tmp_path / "e",
+            **kwargs,
+        ).validate()
+
+
 def test_source_prefix_needs_a_pretrained_source(tmp_path):
     with pytest.raises(SpecError, match="no source is pretrained in this experiment"):
         _in_force(

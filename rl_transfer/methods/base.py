@@ -6,6 +6,8 @@ calls its hooks in this order, and has no branch of its own for any method:
 
 1. :meth:`~TransferMethod.missing` -- before anything runs, what the method needs of an
    algorithm that the agent adapter lacks (the experiment is refused with it);
+   :meth:`~TransferMethod.models_problem` -- before anything runs too, when the source's and
+   the arm's hyperparameters differ: what about the two models makes the transfer impossible;
 2. :meth:`~TransferMethod.hyperparam_overrides` -- hyperparameters the transferred arm starts
    with instead of the target's own;
 3. :meth:`~TransferMethod.env_wrapper` -- a wrapper around each training env's Monitor;
@@ -283,6 +285,14 @@ class TransferMethod:
         """Hyperparameters the transferred arm starts with instead of the target's own."""
         return {}
 
+    def models_problem(
+        self, source: BaseAlgorithm, target: BaseAlgorithm, knobs: Mapping[str, Any]
+    ) -> str | None:
+        """Before anything runs, when the source and this arm have different hyperparameters:
+        what about the two models (built, never trained) makes the transfer impossible, in
+        words; None when nothing does. ``knobs``: the arm's knob values in force."""
+        return None
+
     # -- the run ---------------------------------------------------------------------------
     def env_wrapper(self, run: TargetRun) -> Wrapper | None:
         """A wrapper around each training env's Monitor (evaluation envs stay plain)."""
@@ -346,6 +356,12 @@ class Combined(TransferMethod):
 
     def missing(self, adapter: Any) -> list[str]:
         return list(dict.fromkeys(m for c in self._components for m in c.missing(adapter)))
+
+    def models_problem(
+        self, source: BaseAlgorithm, target: BaseAlgorithm, knobs: Mapping[str, Any]
+    ) -> str | None:
+        problems = (c.models_problem(source, target, knobs) for c in self._components)
+        return next((p for p in problems if p), None)
 
     def hyperparam_overrides(self, adapter: Any, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -40,6 +40,19 @@ class ReplayTransfer(TransferMethod):
     def hyperparam_overrides(self, adapter: Any, hyperparams: Mapping[str, Any]) -> dict[str, Any]:
         return {"learning_starts": 0}  # the buffer already holds the source's transitions
 
+    def models_problem(self, source: Any, target: Any, knobs: Mapping[str, Any]) -> str | None:
+        for label, a, b in (
+            ("number of envs (n_envs)", source.n_envs, target.n_envs),
+            ("replay buffer class", type(source.replay_buffer), type(target.replay_buffer)),
+        ):
+            if a != b:
+                name = lambda x: getattr(x, "__name__", x)  # noqa: E731
+                return (
+                    f"replay loads the source's replay buffer, and its {label} is {name(a)}, "
+                    f"this arm's {name(b)}: give the source and this arm the same value"
+                )
+        return None
+
     def before_learning(self, run: TargetRun) -> tuple[dict[str, Any], list[Any]]:
         assert run.source_dir is not None and run.model is not None
         path = run.source_dir / REPLAY_FILE

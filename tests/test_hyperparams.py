@@ -223,6 +223,19 @@ def test_one_experiment_spelled_two_ways_is_one_and_study_values_name_the_study(
     }
 
 
+def test_a_zoo_file_finds_a_user_familys_entry_under_the_id_it_wraps():
+    import envs
+    from rl_transfer.hyperparams import zoo_entry, zoo_keys
+
+    family = envs.EnvFamily(name="my-pole", env="CartPole-v1")
+    assert zoo_entry({"CartPole-v1": {"n_envs": 4}}, family) == {"n_envs": 4}  # zoo's own key
+    assert zoo_entry({"my-pole": {"n_envs": 2}}, family) == {"n_envs": 2}
+    assert zoo_keys(envs.EnvFamily(name="mine", env="my_pkg.envs:MyEnv")) == [
+        "mine",
+        "rl_transfer/mine",
+    ]
+
+
 def test_a_file_without_the_familys_entry_names_what_to_add(tmp_path):
     conf = tmp_path / "ppo.yml"
     conf.write_text("Acrobot-v1: {n_envs: 2}\n")

@@ -102,13 +102,16 @@ def parse_value(text: str, key: str = "") -> Any:
     Accepted: Python literals (numbers, strings, booleans, None, lists, tuples, dicts),
     ``dict(k=v, ...)``, ``lin_X`` (kept as the string ``"lin_X"``), whitelisted names
     (``nn.ReLU`` -> ``"nn.ReLU"``, ``th.optim.Adam`` -> ``"th.optim.Adam"``) and bare words
-    (``MlpPolicy``, ``normal``) as strings.
+    (``MlpPolicy``, ``normal``) as strings. A key zoo has and the workbench does not
+    (:data:`UNSUPPORTED`) keeps its text, for :func:`check_entry` to refuse with what to do.
 
     Raises:
         SpecError: anything else (a call other than ``dict``, an unknown dotted name), naming
             ``key`` and what is accepted.
     """
     text = text.strip()
+    if key.rsplit(".", 1)[-1] in UNSUPPORTED:
+        return text  # refused with what to do instead, by check_entry
     if text.startswith("lin_"):
         return _schedule(text, key)
     if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*(-[A-Za-z0-9_]+)+", text):
@@ -222,8 +225,6 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     """
     key, sep, value = text.partition(":")
     key = key.strip()
-    if key.rsplit(".", 1)[-1] in UNSUPPORTED and value.strip():
-        return key, value.strip()  # refused with what to do instead, by check_entry
     if not sep or not key or not value.strip():
         hint = (
             "; a study file goes before --hyperparams (it takes every word after it)"
@@ -247,7 +248,7 @@ def canonical(hyperparams: Mapping[str, Any], where: str = "") -> dict[str, Any]
     out = copy.deepcopy(dict(hyperparams))
     try:
         for key, value in out.items():
-            if isinstance(value, str) and key not in UNSUPPORTED:  # YAML reads 1e-4 as a string
+            if isinstance(value, str):  # YAML reads 1e-4 as a string
                 out[key] = parse_value(value, key)
         pk = out.get("policy_kwargs")
         if isinstance(pk, Mapping):

@@ -730,15 +730,10 @@ class ExperimentSpec:
         Raises:
             SpecError: a value that cannot be parsed (:func:`rl_transfer.hyperparams.parse_value`).
         """
-        from rl_transfer.hyperparams import UNSUPPORTED, flatten_study, parse_value
+        from rl_transfer.hyperparams import flatten_study, parse_value
 
         flat = flatten_study(self.hyperparams or {}, self.algos)
-        return {
-            k: parse_value(v, k)
-            if isinstance(v, str) and k.rsplit(".", 1)[-1] not in UNSUPPORTED
-            else v
-            for k, v in flat.items()
-        }
+        return {k: parse_value(v, k) if isinstance(v, str) else v for k, v in flat.items()}
 
     def hyperparams_files(self) -> dict[str, Path]:
         """``--hyperparams-file`` by algorithm name.
@@ -768,11 +763,12 @@ class ExperimentSpec:
             out[algo] = Path(path)
         return out
 
-    def base_hyperparams(self, pair: EnvPair, algo: str) -> tuple[dict[str, Any], str]:
+    def base_hyperparams(self, pair: EnvPair, algo: str) -> tuple[dict[str, Any], str | None]:
         """``(entry, origin)``: the algorithm's hyperparameters for the pair's target family
         before any ``--hyperparams`` override -- the user's zoo-layout file's entry when one is
-        given for ``algo``, else the package's (``agents/hyperparams/<algo>.yml``). Source and
-        target share it, so that their networks have the same architecture.
+        given for ``algo`` (``origin`` names the file), else the package's
+        (``agents/hyperparams/<algo>.yml``; ``origin`` None). Source and target share it, so
+        that their networks have the same architecture.
 
         Raises:
             SpecError: the user's file has no entry for the family (its keys listed).
@@ -782,9 +778,7 @@ class ExperimentSpec:
 
         path = self.hyperparams_files().get(algo)
         if path is None:
-            return get_adapter(algo).hyperparams(pair.target.family), (
-                f"agents/hyperparams/{algo}.yml"
-            )
+            return get_adapter(algo).hyperparams(pair.target.family), None
         family = pair.target.env_family
         entry = zoo_entry(load_zoo_file(path), family)
         if entry is None:
@@ -834,7 +828,7 @@ class ExperimentSpec:
             hp, given = arm_hyperparams(base, overrides, algo, arm, self.algos, kinds)
             study = self.__dict__.get("_hp_study", {})
             where = {k: study.get(v, f"--hyperparams {v}") for k, v in given.items()}
-            if not origin.startswith("agents/"):
+            if origin is not None:
                 where = {**{k: origin for k in base}, **where}
             out[arm] = (hp, where)
         if self.source_model is not None:
@@ -882,22 +876,23 @@ class ExperimentSpec:
         wanted = _architecture(model)
         path = self.source_model
         paired = paired_statistics(Path(path))  # type: ignore[arg-type]
+        normalize = None
+        if paired is not None:
+            try:
+                stats = load_statistics(paired)
+            except TransferError as exc:
+                raise SpecError(str(exc)) from None
+            normalize = {"norm_obs": stats.norm_obs, "norm_reward": stats.norm_reward}
         out = dict(arms)
         for arm, (hp, where) in arms.items():
             if arm == "source":
                 continue
-            if paired is not None and "normalize" not in where and not vecnormalize_kwargs(hp):
+            label = f"the {arm} arm of {pair.name}/{algo}"
+            if normalize and "normalize" not in where and not vecnormalize_kwargs(hp):
                 # weights that expect normalized observations get them in every arm
-                try:
-                    stats = load_statistics(paired)
-                except TransferError as exc:
-                    raise SpecError(str(exc)) from None
-                hp = {
-                    **hp,
-                    "normalize": {"norm_obs": stats.norm_obs, "norm_reward": stats.norm_reward},
-                }
+                hp = {**hp, "normalize": normalize}
                 where = {**where, "normalize": f"source model statistics {paired}"}
-            have = _architecture(_build(adapter, pair, hp, f"the {arm} arm of {pair.name}/{algo}"))
+            have = _architecture(self._built(adapter, pair, hp, label))
             hp, where = dict(hp), dict(where)
             for key, value in wanted.items():
                 if have.get(key) == value:
@@ -920,7 +915,7 @@ class ExperimentSpec:
                 else:
                     hp["policy_kwargs"] = {**hp.get("policy_kwargs", {}), key: from_sb3(value)}
                 where[key] = f"source model {path}"
-            check = _architecture(_build(adapter, pair, hp, f"the {arm} arm of {pair.name}/{algo}"))
+            check = _architecture(self._built(adapter, pair, hp, label))
             left = {k: (check.get(k), v) for k, v in wanted.items() if check.get(k) != v}
             if left:
                 key, (a, b) = next(iter(left.items()))
@@ -930,6 +925,17 @@ class ExperimentSpec:
                 )
             out[arm] = (hp, where)
         return out
+
+    def _built(
+        self, adapter: Any, pair: EnvPair, hp: dict[str, Any], where: str, source: bool = False
+    ) -> Any:
+        """:func:`_build`, once per distinct (pair, algorithm, task, hyperparameters): arms
+        with equal hyperparameters share one model (validation builds, never trains)."""
+        cache = self.__dict__.setdefault("_built_cache", {})
+        key = json.dumps([pair.name, adapter.algo, source, hp], sort_keys=True, default=str)
+        if key not in cache:
+            cache[key] = _build(adapter, pair, hp, where, source=source)
+        return cache[key]
 
     def _imported_model(self, algo: str) -> Any:
         cache = self.__dict__.setdefault("_imported_cache", {})
@@ -962,18 +968,20 @@ class ExperimentSpec:
                     in_force = {k: v for k, v in in_force.items() if k != "source"}
                 for arm, hp in in_force.items():
                     where = f"{algo} hyperparameters of the {arm} run on {pair.name}"
-                    check_entry(adapter, hp, where, file=not origin.startswith("agents/"))
+                    check_entry(adapter, hp, where, file=origin is not None)
                     adapter.check_hyperparams(hp)
                 if not user:
                     continue
-                built: dict[str, Any] = {}
-                models: dict[str, Any] = {}
-                for arm, hp in in_force.items():
-                    blob = json.dumps([arm == "source", hp], sort_keys=True, default=str)
-                    if blob not in built:
-                        where = f"the {algo} hyperparameters of the {arm} run on {pair.name}"
-                        built[blob] = _build(adapter, pair, hp, where, source=arm == "source")
-                    models[arm] = built[blob]
+                models = {
+                    arm: self._built(
+                        adapter,
+                        pair,
+                        hp,
+                        f"the {algo} hyperparameters of the {arm} run on {pair.name}",
+                        source=arm == "source",
+                    )
+                    for arm, hp in in_force.items()
+                }
                 arch = {arm: _architecture(model) for arm, model in models.items()}
                 if self.source_model is not None:
                     continue

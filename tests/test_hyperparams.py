@@ -367,10 +367,17 @@ def test_an_imported_models_architecture_builds_every_arm(tmp_path):
         model = PPO.load(run / "model.zip", device="cpu")
         assert model.policy.mlp_extractor.policy_net[0].out_features == 32
         assert type(model.policy.mlp_extractor.policy_net[1]).__name__ == "ReLU"
-    # the policy arm starts from the model itself: the same actions as the model on the target
+    # the policy arm starts from the model itself: at t = 0 it returns what the model does
+    import envs
+    from agents import get_adapter
+    from rl_transfer.evaluation import Evaluator
+
     model = PPO.load(tmp_path / "relu.zip", device="cpu")
-    policy = PPO.load(tmp_path / "exp/cartpole-long-pole/ppo/policy/seed_0/model.zip")
-    assert policy.policy.action_net.weight.shape == model.policy.action_net.weight.shape
+    returns, _ = Evaluator(
+        envs.get_pair("cartpole-long-pole").make_target, 2, act=get_adapter("ppo").act
+    ).evaluate(model)
+    with np.load(tmp_path / "exp/cartpole-long-pole/ppo/policy/seed_0/evaluations.npz") as ev:
+        np.testing.assert_array_equal(ev["results"][0], returns)
 
     # an override that contradicts the model is refused before anything runs
     proc = cli(
@@ -444,4 +451,4 @@ def test_another_algorithms_zip_is_refused_in_words(tmp_path):
         "error: --source-model ppo.zip is a PPO model and the experiment runs dqn: "
         "run it with --algo ppo"
     )
-    assert not np.any([(tmp_path / "e").exists()])
+    assert not (tmp_path / "e").exists()

@@ -19,6 +19,8 @@ SchemaVersionError          4          a results file from a newer rl_transfer (
 BackendError                5          the execution backend is missing or unreachable (Ray)
 FolderLockedError           6          the experiment folder is in use by another process
 SB3CompatibilityError       7          the installed stable-baselines3 changed an internal used
+StorageError                8          a results file cannot be written (disk full, read-only)
+MissingRunsError            9          runs were started and left no result (none is lost silently)
 ==========================  =========  =====================================================
 
 Exit status 2 also answers a command line argparse refuses, 1 a run that failed (its error is
@@ -123,6 +125,22 @@ class SB3CompatibilityError(RLTransferError):
     exit_code = 7
 
 
+class StorageError(RLTransferError):
+    """A results file cannot be written: the filesystem is full (``ENOSPC``), over quota
+    (``EDQUOT``) or read-only (``EROFS``). The experiment stops; finished runs are kept and the
+    same command resumes once there is room."""
+
+    exit_code = 8
+
+
+class MissingRunsError(RLTransferError):
+    """Runs that an experiment started left no result in its folder (neither finished nor
+    recorded as failed). The reports are written from the runs that are there; the same command
+    runs the missing ones."""
+
+    exit_code = 9
+
+
 def yaml_error_message(path: object, exc: BaseException) -> str:
     """``file:line:column: problem`` for a YAML syntax error (1-based line and column, as
     editors count), or ``file: message`` when PyYAML gives no position.
@@ -165,6 +183,7 @@ __all__ = [
     "BackendError",
     "EnvsError",
     "FolderLockedError",
+    "MissingRunsError",
     "PairError",
     "ParameterError",
     "RLTransferError",
@@ -172,6 +191,7 @@ __all__ = [
     "SchemaVersionError",
     "SB3CompatibilityError",
     "SpecError",
+    "StorageError",
     "TransferError",
     "UnknownAlgoError",
     "UnknownFamilyError",

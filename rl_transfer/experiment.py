@@ -9,9 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rl_transfer.io import SEQUENTIAL_FILE, write_json
+from rl_transfer.errors import MissingRunsError
+from rl_transfer.io import SEQUENTIAL_FILE, storage_fault, write_json
 from rl_transfer.reports import ALPHA, hypothesis_id, print_tables, summarize, write_reports
-from rl_transfer.runner import FolderLock, Plan, execute_local, execute_ray, plan, write_spec
+from rl_transfer.runner import (
+    FolderLock,
+    Plan,
+    execute_local,
+    execute_ray,
+    missing_runs,
+    plan,
+    write_spec,
+)
 from rl_transfer.spec import MIN_SEEDS, ExperimentSpec, spec_from
 from rl_transfer.stats import look_schedule, sequential_holm_look
 
@@ -81,28 +90,50 @@ class Experiment:
         Raises:
             FolderLockedError: another process is writing the folder.
             BackendError: ``backend="ray"`` without Ray, or no cluster at ``ray_address``.
+            StorageError: the experiment folder or a cache cannot be written (disk full,
+                read-only); finished runs are kept and the same call resumes.
+            MissingRunsError: runs were started and left no result (the reports are written
+                first, from the runs that are there).
         """
         started = time.time()
         root = self.spec.output_dir()
-        with FolderLock(root):
-            self.spec.check_resumable()
-            write_spec(self.spec, root)
-            if self.spec.adaptive:
-                reused, runs = self._run_adaptive(root, on_start)
-            else:
-                jobs = plan(self.spec, root)
-                if on_start is not None:
-                    on_start(jobs)
-                reused, runs = jobs.reused, self._execute(jobs)
-            summary = write_reports(root)
+        self._missing: list[str] = []
+        try:
+            with FolderLock(root):
+                self.spec.check_resumable()
+                write_spec(self.spec, root)
+                if self.spec.adaptive:
+                    reused, runs = self._run_adaptive(root, on_start)
+                else:
+                    jobs = plan(self.spec, root)
+                    if on_start is not None:
+                        on_start(jobs)
+                    reused, runs = jobs.reused, self._execute(jobs)
+                summary = write_reports(root)
+        except OSError as exc:
+            fault = storage_fault(exc, root)
+            if fault is None:
+                raise
+            raise fault from None
+        if self._missing:
+            shown = ", ".join(self._missing[:5]) + (", ..." if len(self._missing) > 5 else "")
+            raise MissingRunsError(
+                f"{len(self._missing)} run(s) started and left no result in {root}: {shown}; "
+                "the reports hold the runs that finished; run the same command again to run "
+                "the missing ones"
+            )
         return ExperimentResult(
             root, summary, reused + runs, len(reused), round(time.time() - started, 1)
         )
 
     def _execute(self, jobs: Plan) -> list[dict[str, Any]]:
+        """Run ``jobs`` on the spec's backend; note the runs that left no result."""
         if self.spec.backend == "ray":
-            return execute_ray(jobs, self.spec.workers, self.quiet, self.spec.ray_address)
-        return execute_local(jobs, self.spec.workers, self.quiet)
+            runs = execute_ray(jobs, self.spec.workers, self.quiet, self.spec.ray_address)
+        else:
+            runs = execute_local(jobs, self.spec.workers, self.quiet)
+        self._missing += missing_runs(jobs)
+        return runs
 
     def _run_adaptive(
         self, root: Path, on_start: Callable[[Plan], None] | None
@@ -140,6 +171,8 @@ class Experiment:
             reused += jobs.reused
             new = self._execute(jobs)
             runs += new
+            if self._missing:  # no look is taken on incomplete rounds
+                break
             ran |= {_run_id(i) for i in new + jobs.reused}
             by_id = {hypothesis_id(r): r for r in summarize(root)["results"]}
             differences = {}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from rl_transfer.errors import StorageError
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -54,3 +58,53 @@ SOURCE_CURVE_FILE = "source_on_target.npz"
 target (evaluations.npz layout; ``timesteps`` are source steps, ending at the final model)."""
 SEQUENTIAL_FILE = "sequential.json"
 """In an adaptive experiment's folder: the looks taken and each hypothesis's decision."""
+
+
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+"""``errno`` values that mean the filesystem cannot take more writes: full, over quota,
+read-only."""
+NEARLY_FULL_BYTES = 1 << 20
+"""Free space below which a failed write is taken for a full filesystem even when the library
+that wrote hid the ``OSError`` (torch's zip writer raises ``RuntimeError: ... file write
+failed``)."""
+
+
+def storage_fault(exc: BaseException, where: Path | None = None) -> StorageError | None:
+    """The :class:`~rl_transfer.errors.StorageError` that ``exc`` stands for, or None.
+
+    ``exc`` is one when it, or an exception in its chain (``__cause__``/``__context__``), is an
+    ``OSError`` with an errno of :data:`STORAGE_ERRNOS`; or, when ``where`` (the folder being
+    written) is given, when that folder's filesystem has less than :data:`NEARLY_FULL_BYTES`
+    free. The message is one line: what failed, the path, and what to do.
+    """
+    if isinstance(exc, StorageError):
+        return exc
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
+            return _storage_error(os.strerror(e.errno), e.filename or where)
+        e = e.__cause__ or e.__context__
+    if where is not None and _free_bytes(Path(where)) < NEARLY_FULL_BYTES:
+        return _storage_error(os.strerror(errno.ENOSPC), where)
+    return None
+
+
+def _storage_error(reason: str, path: object) -> StorageError:
+    return StorageError(
+        f"{reason.lower()} while writing {path}: free space there, or choose a folder on another "
+        "filesystem (--out, --source-cache), then run the same command again (finished runs are "
+        "kept)"
+    )
+
+
+def _free_bytes(folder: Path) -> int:
+    """Free bytes on the filesystem holding ``folder`` (its nearest existing ancestor)."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            try:
+                return shutil.disk_usage(candidate).free
+            except OSError:
+                return NEARLY_FULL_BYTES
+    return NEARLY_FULL_BYTES

@@ -9,21 +9,32 @@ again from t = 0 in a clean folder. Every worker uses one torch thread.
 from __future__ import annotations
 
 import ctypes
+import logging
 import multiprocessing as mp
 import os
 import pickle
 import queue as queue_mod
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from rl_transfer.errors import BackendError, FolderLockedError, RecordError, SpecError
+from rl_transfer import bundles
+from rl_transfer.errors import (
+    BackendError,
+    FolderLockedError,
+    RecordError,
+    SpecError,
+    StorageError,
+)
 from rl_transfer.io import read_json
 from rl_transfer.methods import get_method
 from rl_transfer.records import ExperimentRecord, SourceRecord, TargetRecord, run_status
@@ -128,6 +139,13 @@ def plan(
     needed = [s for k, s in sources.items() if k in wanted]
     cached = [s for s in needed if _done_info(s.dir) is not None]
     return Plan([s for s in needed if s not in cached], targets, reused, len(cached))
+
+
+def missing_runs(p: Plan) -> list[str]:
+    """Labels of the target runs of ``p`` whose folder holds no result (no run.json saying
+    ``done`` or ``failed``): runs that were started and lost. Empty after every complete
+    execution, whatever the backend."""
+    return [t.label for t in p.targets if run_status(t.dir) not in ("done", "failed")]
 
 
 def _inside(root: Path, *parts: str) -> Path:
@@ -481,51 +499,47 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
 def execute_ray(
     p: Plan, workers: int | None = None, quiet: bool = False, address: str | None = None
 ) -> list[dict[str, Any]]:
-    """Run every job of ``p`` as Ray tasks (one CPU each) on a local Ray started with
-    ``workers`` CPUs, or on the cluster at ``address``. Writes the same folders as the local
-    backend. Progress shows finished runs (no per-step lines).
+    """Run every job of ``p`` as Ray tasks (one CPU each) on a fresh local Ray started with
+    ``workers`` CPUs, or on the cluster at ``address``; return the target runs' run.json
+    contents. Writes the same folders, with the same results, as the local backend.
+
+    No filesystem is shared with the nodes: a task receives its job, and a target the bundle of
+    its source (:mod:`rl_transfer.bundles`: model.zip, replay buffer, checkpoints, statistics)
+    as a Ray object reference that reaches each node once; it builds its run in a folder of its
+    own on its node and returns the folder's files, which this process (the driver) writes
+    atomically into the experiment folder or the source cache. An imported source model is
+    read here, where its file is. A task whose worker or node dies is run once more
+    (:data:`MAX_ATTEMPTS`); tasks wait for a node with a free CPU. Progress shows finished runs
+    (no per-step lines).
 
     Raises:
-        BackendError: Ray is not installed (``pip install 'rl-transfer[ray]'``), or no Ray
-            cluster answers at ``address``.
+        BackendError: Ray is not installed (``pip install 'rl-transfer[ray]'``), no Ray cluster
+            answers at ``address``, or a local Ray cannot start.
+        StorageError: the experiment folder or source cache cannot be written (disk full), or a
+            node's temporary folder cannot.
     """
-    try:
-        import ray
-    except ImportError:
-        raise BackendError("--backend ray needs Ray: pip install 'rl-transfer[ray]'") from None
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            kwargs["address"] = address
-        else:
-            kwargs["num_cpus"] = workers or default_workers()
-        try:
-            ray.init(**kwargs)
-        except (ConnectionError, TimeoutError) as exc:
-            raise BackendError(
-                f"--ray-address {address}: no Ray cluster answers ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); check the address, or omit "
-                "--ray-address to start a local Ray"
-            ) from None
+    ray, started_here = _connect_ray(workers, address)
     remote = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)(_ray_call)
     display = Display(len(p.sources) + len(p.targets), len(p.reused), quiet)
     sched = _Scheduler(p, display)
+    shipping = _Shipping(ray, p)
     running: dict[Any, tuple[str, Any]] = {}
     try:
         while sched.ready or running:
             for kind, job in sched.take_ready():
-                running[remote.remote(kind, job)] = (kind, job)
+                if kind == "source" and job.imported is not None:
+                    sched.done(kind, job, run_source_job(job))  # its file is on this machine
+                    continue
+                source = shipping.ref(job.source) if kind == "target" and job.source else None
+                running[remote.remote(kind, job, source)] = (kind, job)
             done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
             display.tick()
             for ref in done:
                 kind, job = running.pop(ref)
-                try:
-                    info = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001  (the task's worker died)
-                    info = failure(kind, job, f"{type(exc).__name__}: {exc}")
+                info = _land(ray, kind, job, ref)
                 sched.done(kind, job, info)
+                if kind == "target":
+                    shipping.finished(job)
     except BaseException:
         for ref in running:
             ray.cancel(ref, force=True)
@@ -537,11 +551,167 @@ def execute_ray(
     return sched.results
 
 
-def _ray_call(kind: str, job: Any) -> dict[str, Any]:
+RAY_PROBE_TIMEOUT_S = 10.0
+"""Seconds to wait for a TCP answer at ``--ray-address`` before saying no cluster answers (Ray's
+own connection attempts can retry for many minutes)."""
+
+
+def _connect_ray(workers: int | None, address: str | None) -> tuple[Any, bool]:
+    """Ray, connected: to the cluster at ``address``, or to a fresh local Ray with ``workers``
+    CPUs (``address="local"``: never a cluster that happens to run on this machine). A Ray the
+    caller already initialized is used as it is. Returns ``(ray, started_here)``.
+
+    Raises:
+        BackendError: Ray missing, nothing answering at ``address``, or Ray's own refusal (bad
+            address, authentication), in one line.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise BackendError("--backend ray needs Ray: pip install 'rl-transfer[ray]'") from None
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
+    if ray.is_initialized():
+        return ray, False
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
+    if address:
+        _probe(address)
+        kwargs["address"] = address
+    else:
+        kwargs.update(address="local", num_cpus=workers or default_workers())
+    try:
+        ray.init(**kwargs)
+    except Exception as exc:  # noqa: BLE001  (Ray raises many kinds; each ends in one line)
+        first = next((line for line in str(exc).splitlines() if line.strip()), "")
+        cause = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        if address:
+            raise BackendError(
+                f"--ray-address {address}: cannot connect ({cause}); check the address (`ray "
+                "status` on the head prints it) and, when the cluster uses token authentication, "
+                "that RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH gives this machine its token"
+            ) from None
+        raise BackendError(
+            f"cannot start a local Ray ({cause}); run with --backend local, or give a cluster "
+            "with --ray-address"
+        ) from None
+    return ray, True
+
+
+def _probe(address: str) -> None:
+    """Refuse at once a ``host:port`` address where nothing accepts TCP connections.
+
+    Raises:
+        BackendError: nothing answers, or the address has no port.
+    """
+    if address == "auto" or "://" in address:
+        return  # Ray's own forms (the local cluster's record, Ray Client): Ray checks them
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise BackendError(
+            f"--ray-address {address}: expected HOST:PORT of a Ray head (its GCS port, 6379 by "
+            "default), e.g. --ray-address 10.0.0.5:6379"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), RAY_PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise BackendError(
+            f"--ray-address {address}: no Ray cluster answers ({exc.strerror or exc}); check "
+            "the address (`ray status` on the head prints it), or omit --ray-address to start "
+            "a local Ray"
+        ) from None
+
+
+class _Shipping:
+    """The driver's side of the sources' travel: each source's bundle is put in Ray's object
+    store once (by the driver, so that it outlives the node that trained it) and released when
+    no target of the plan still needs it."""
+
+    def __init__(self, ray: Any, p: Plan) -> None:
+        self.ray = ray
+        self.refs: dict[str, Any] = {}
+        self.pending: dict[str, int] = {}
+        for t in p.targets:
+            if t.source is not None:
+                self.pending[t.source.key] = self.pending.get(t.source.key, 0) + 1
+
+    def ref(self, source: SourceJob) -> Any:
+        """The object reference of ``source``'s bundle (read from the source cache once)."""
+        if source.key not in self.refs:
+            self.refs[source.key] = self.ray.put(bundles.pack(source.dir))
+        return self.refs[source.key]
+
+    def finished(self, target: TargetJob) -> None:
+        """``target`` ended: its source's bundle is released after its last target."""
+        if target.source is None:
+            return
+        key = target.source.key
+        self.pending[key] = self.pending.get(key, 1) - 1
+        if self.pending[key] <= 0:
+            self.refs.pop(key, None)
+
+
+def _land(ray: Any, kind: str, job: Any, ref: Any) -> dict[str, Any]:
+    """The result of the task ``ref`` for ``job``, its files written into ``job.dir`` on this
+    machine. A task that raised (its worker or node died twice, or it could not start) is a
+    failure of the job.
+
+    Raises:
+        StorageError: the files cannot be written here, or the task's node is out of room.
+    """
+    try:
+        out = ray.get(ref)
+    except Exception as exc:  # noqa: BLE001  (a task that died, or raised)
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, StorageError):
+            raise StorageError(f"on a Ray node: {cause}") from None
+        first = next((line for line in str(exc).splitlines() if line.strip()), "")
+        return failure(kind, job, f"{type(exc).__name__}: {first}")
+    info, files = out["info"], out["files"]
+    if kind == "source":
+        if info.get("status") == "done" and _done_info(job.dir) is None:
+            bundles.unpack(files, job.dir)  # (a finished copy already there is kept)
+        return info
+    if not files:
+        return failure(kind, job, info.get("error", "the task returned no run folder"))
+    bundles.unpack(files, job.dir)
+    return info
+
+
+NODE_SOURCES = "rl-transfer-sources"
+"""On a Ray node, under the system's temporary folder: sources unpacked for its tasks, one
+folder per source key (content-addressed, so a copy is valid for every later study)."""
+
+
+def _ray_call(kind: str, job: Any, source: bundles.Bundle | None = None) -> dict[str, Any]:
+    """A Ray task: run ``job`` in a temporary folder of this node (the driver's paths need not
+    exist here) and return ``{"info": run.json content, "files": the run folder's bundle}``.
+
+    A target's source arrives as ``source`` (its bundle) and is unpacked once per node into
+    :data:`NODE_SOURCES`; its reports still name the driver's source folder.
+    """
     import torch
 
     torch.set_num_threads(1)
-    return _call(kind, job)
+    work = Path(tempfile.mkdtemp(prefix="rl-transfer-task-"))
+    try:
+        if kind == "source":
+            here = replace(job, dir=work / job.key)
+        else:
+            local_source = None
+            if job.source is not None:
+                assert source is not None
+                folder = Path(tempfile.gettempdir()) / NODE_SOURCES / job.source.key
+                bundles.unpack_once(source, folder)
+                local_source = replace(job.source, dir=folder, home=job.source.recorded_dir)
+            here = replace(job, dir=work / "run", source=local_source)
+        info = _call(kind, here)
+        files = bundles.pack(here.dir) if here.dir.is_dir() else {}
+        return {"info": info, "files": files}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _drain(q: Any, display: Display) -> None:
@@ -595,4 +765,12 @@ class FolderLock:
             self.fd = None
 
 
-__all__ = ["FolderLock", "Plan", "execute_local", "execute_ray", "plan", "write_spec"]
+__all__ = [
+    "FolderLock",
+    "Plan",
+    "execute_local",
+    "execute_ray",
+    "missing_runs",
+    "plan",
+    "write_spec",
+]

@@ -32,7 +32,7 @@ from rl_transfer.evaluation import (
     record_eval,
     tb_writer,
 )
-from rl_transfer.io import SOURCE_CURVE_FILE, atomic_write
+from rl_transfer.io import SOURCE_CURVE_FILE, atomic_write, storage_fault
 from rl_transfer.methods import TargetRun, TransferMethod, get_method
 from rl_transfer.methods.replay import REPLAY_FILE
 from rl_transfer.records import SourceRecord, TargetRecord, TransferReport, run_status
@@ -60,10 +60,18 @@ class SourceJob:
     imported: Path | None = None
     eval_every: int | None = None
     """Checkpoint interval (source steps); None saves no checkpoints."""
+    home: Path | None = None
+    """Where the experiment keeps this source (the driver's source cache), recorded in the
+    targets' reports, when ``dir`` is a copy elsewhere (a Ray node's); None: ``dir``."""
 
     @property
     def label(self) -> str:
         return f"source {self.pair.name}/{self.algo}/seed_{self.seed}"
+
+    @property
+    def recorded_dir(self) -> Path:
+        """The source's folder as the experiment knows it (:attr:`home`, else :attr:`dir`)."""
+        return self.home if self.home is not None else self.dir
 
 
 @dataclass(frozen=True)
@@ -221,6 +229,10 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
     holds a half-written source. Returns its ``run.json`` content; a pretraining that raises
     returns ``{"kind": "source", "status": "failed", "error"}`` (its temporary folder removed)
     and the targets that need it are recorded as failed with that error.
+
+    Raises:
+        StorageError: the source cache's filesystem is full or read-only (the experiment stops:
+            no other run could write either).
     """
     if _is_done(job.dir):
         info = SourceRecord.read(job.dir / "run.json").to_dict()
@@ -231,6 +243,9 @@ def train_source(job: SourceJob, report: ProgressFn | None = None) -> dict[str, 
             return _train_source(job, report)
     except Exception as exc:  # the experiment goes on with the runs that do not need it
         shutil.rmtree(_building_dir(job), ignore_errors=True)
+        fault = storage_fault(exc, job.dir.parent)
+        if fault is not None:
+            raise fault from None
         return {"kind": "source", "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
 
 
@@ -309,21 +324,39 @@ def train_target(
     evaluations.npz, transfer_report.json, model.zip (and vecnormalize.pkl under
     ``VecNormalize``: :mod:`rl_transfer.normalization`) and -- last -- run.json with
     ``status: "done"``. A failure writes run.json with ``status: "failed"``.
+
+    Raises:
+        StorageError: the run folder's filesystem is full or read-only. The folder is removed
+            (nothing half-written stays) and the experiment stops: no other run could write.
     """
     started = time.time()
-    _fresh_dir(job.dir)
     try:
+        _fresh_dir(job.dir)
         with one_torch_thread():
             return _train_target(job, report, started)
     except Exception as exc:  # recorded, and the experiment goes on with the other runs
+        fault = storage_fault(exc, job.dir)
+        if fault is not None:
+            shutil.rmtree(job.dir, ignore_errors=True)
+            raise fault from None
         return record_failure(job, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
 def record_failure(job: TargetJob, error: str, trace: str | None = None) -> dict[str, Any]:
-    """Write ``run.json`` with ``status: "failed"`` and the error for ``job``; return it."""
+    """Write ``run.json`` with ``status: "failed"`` and the error for ``job``; return it.
+
+    Raises:
+        StorageError: the run folder's filesystem is full or read-only.
+    """
     record = TargetRecord(**job.identity(), status="failed", error=error, traceback=trace)
-    job.dir.mkdir(parents=True, exist_ok=True)
-    record.write(job.dir)
+    try:
+        job.dir.mkdir(parents=True, exist_ok=True)
+        record.write(job.dir)
+    except OSError as exc:
+        fault = storage_fault(exc, job.dir)
+        if fault is None:
+            raise
+        raise fault from None
     return record.to_dict()
 
 
@@ -349,10 +382,12 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         run.source = adapter.load(job.source.dir / "model.zip")
         run.source_dir = job.source.dir
         run.source_inputs, source_stats = normalization.attach_saved(run.source, job.source.dir)
-        normalization.check_run(method, knobs, job.hyperparams, source_stats, job.source.dir)
+        normalization.check_run(
+            method, knobs, job.hyperparams, source_stats, job.source.recorded_dir
+        )
         transfer.source = {
             "key": job.source.key,
-            "dir": str(job.source.dir),
+            "dir": str(job.source.recorded_dir),
             "steps": source_steps,
         }
 
@@ -363,7 +398,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
     model.set_logger(configure(str(job.dir), ["tensorboard"]))
     budget = StepBudget(job.target_steps, adapter.rollout_steps(model), int(model.n_envs))
     run.model, run.budget = model, budget
-    source_dir = None if job.source is None else job.source.dir
+    source_dir = None if job.source is None else job.source.recorded_dir
     transfer.normalization = normalization.start_statistics(
         model, knobs.get(normalization.KNOB), source_stats, source_dir
     )

@@ -100,9 +100,13 @@ class Experiment:
         )
 
     def _execute(self, jobs: Plan) -> list[dict[str, Any]]:
+        """Run ``jobs``; the run.json contents of the runs they ran and of the scratch runs the
+        scratch cache gave."""
         if self.spec.backend == "ray":
-            return execute_ray(jobs, self.spec.workers, self.quiet, self.spec.ray_address)
-        return execute_local(jobs, self.spec.workers, self.quiet)
+            ran = execute_ray(jobs, self.spec.workers, self.quiet, self.spec.ray_address)
+        else:
+            ran = execute_local(jobs, self.spec.workers, self.quiet)
+        return [*jobs.from_scratch_cache, *ran]
 
     def _run_adaptive(
         self, root: Path, on_start: Callable[[Plan], None] | None

@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from rl_transfer.errors import RecordError
 from rl_transfer.io import read_json
 from rl_transfer.records import run_status
 
@@ -30,7 +31,10 @@ def cached(cache: Path, key: str) -> bool:
     """True when ``cache/key`` holds a finished scratch run stored under ``key`` (its run.json
     says ``"done"`` and names ``key``)."""
     folder = Path(cache) / key
-    if run_status(folder) != "done":
+    try:
+        if run_status(folder) != "done":
+            return False
+    except RecordError:  # written by a newer rl_transfer: not one this one can reuse
         return False
     try:
         return read_json(folder / "run.json").get("scratch_key") == key

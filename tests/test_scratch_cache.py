@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import read_json
+from conftest import cli, read_json
 
 import envs
 from rl_transfer import records
@@ -171,3 +171,14 @@ def test_linking_copies_the_files_across_filesystems(tmp_path):
         assert sorted(p.name for p in dst.parent.iterdir()) == ["run"]
     finally:
         shutil.rmtree(dst.parent, ignore_errors=True)
+
+
+def test_a_scratch_cache_that_cannot_be_a_folder_is_one_error_line(tmp_path):
+    (tmp_path / "f").write_text("")
+    proc = cli("run", "--scratch-cache", "f/cache", "--out", "exp", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr
+        == f"error: --scratch-cache f/cache is not usable: {tmp_path}/f is a file, not a folder\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]

@@ -191,6 +191,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"experiment {exp.spec.experiment_name()} -> {out}: {todo} job(s) to run{reused}",
             file=sys.stderr,
         )
+        if jobs.from_scratch_cache or jobs.scratch_to_train:
+            print(
+                f"scratch baselines: {len(jobs.from_scratch_cache)} reused from the scratch "
+                f"cache ({jobs.scratch_cache}), {jobs.scratch_to_train} to train",
+                file=sys.stderr,
+            )
 
     result = exp.run(on_start=announce)
     if result.reused:

@@ -127,13 +127,14 @@ class Experiment:
         )
 
     def _execute(self, jobs: Plan) -> list[dict[str, Any]]:
-        """Run ``jobs`` on the spec's backend; note the runs that left no result."""
+        """Run ``jobs`` on the spec's backend; the run.json contents of the runs they ran and of
+        the scratch runs the scratch cache gave. Notes the runs that left no result."""
         if self.spec.backend == "ray":
-            runs = execute_ray(jobs, self.spec.workers, self.quiet, self.spec.ray_address)
+            ran = execute_ray(jobs, self.spec.workers, self.quiet, self.spec.ray_address)
         else:
-            runs = execute_local(jobs, self.spec.workers, self.quiet)
+            ran = execute_local(jobs, self.spec.workers, self.quiet)
         self._missing += missing_runs(jobs)
-        return runs
+        return [*jobs.from_scratch_cache, *ran]
 
     def _run_adaptive(
         self, root: Path, on_start: Callable[[Plan], None] | None

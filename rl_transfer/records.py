@@ -31,6 +31,16 @@ SCHEMA_VERSION = 2
 """2: ``schema_version`` written; run.json's ``method_knobs`` renamed ``knobs``."""
 RENAMED: dict[int, dict[str, str]] = {1: {"method_knobs": "knobs"}}
 """Per older version: old key -> current key."""
+RESULTS_FORMAT = 1
+"""The format of a run's results, part of the scratch cache's key
+(:func:`rl_transfer.spec.scratch_key`): a cached scratch baseline is reused only by experiments
+whose rl_transfer writes the same results. Bump it whenever a change would make a run's
+results differ with everything else equal: evaluation (which steps are evaluated, the episodes,
+their seeds, the policy's mode), the content or layout of run.json or evaluations.npz, the
+step budget's rounding, the built-in env families. Scratch runs cached under an older format are
+then never reused (they stay in the cache until deleted). Version 1: scratch baselines cached
+for the first time (t = 0 row first, evaluation at the first update boundary at or after each
+multiple of eval_every and after the final update)."""
 
 R = TypeVar("R", bound="Record")
 
@@ -166,6 +176,7 @@ class TargetRecord(Record):
         "attempts",
         "hyperparams_origin",
         "normalization",
+        "scratch_key",
     )
     kind: str = "target"
     pair: str
@@ -183,6 +194,9 @@ class TargetRecord(Record):
     eval_every: int = 0
     eval_episodes: int = 0
     source_key: str | None = None
+    scratch_key: str | None = None
+    """Scratch runs: the key of the run in the scratch cache (:func:`rl_transfer.spec.scratch_key`);
+    absent for transfer runs and for scratch runs written before the scratch cache existed."""
     hyperparams: dict[str, Any] = field(default_factory=dict)
     """The hyperparameters in force (zoo's form: ``lin_X`` schedules, ``policy_kwargs`` with
     names such as ``nn.ReLU``) before the method's own overrides."""
@@ -281,6 +295,7 @@ class ExperimentRecord(Record):
     threshold: float | None = None
     asymptote_window: int = 5
     source_cache: str = ""
+    scratch_cache: str = ""
     source_model: str | None = None
     backend: str = "local"
     pairs: dict[str, Any] = field(default_factory=dict)

@@ -3,7 +3,10 @@
 Sources run first (one per (pair, algo, seed), cached by content hash in the shared source cache
 and reused by every method); each target run is scheduled as soon as its source is ready; scratch
 runs need no source. Finished target runs (run.json ``"done"``) are reused, unfinished ones start
-again from t = 0 in a clean folder. Every worker uses one torch thread.
+again from t = 0 in a clean folder. Scratch baselines are cached by content hash too
+(:mod:`rl_transfer.scratch_cache`): one the scratch cache holds is linked into the experiment
+folder instead of trained, and one that finishes is stored there by the driver, whatever the
+backend. Every worker uses one torch thread.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ from rl_transfer.errors import (
 from rl_transfer.io import read_json
 from rl_transfer.methods import get_method
 from rl_transfer.records import ExperimentRecord, SourceRecord, TargetRecord, run_status
-from rl_transfer.spec import ExperimentSpec, default_workers, source_key
+from rl_transfer.scratch_cache import fetch, store
+from rl_transfer.spec import ExperimentSpec, default_workers, scratch_key, source_key
 from rl_transfer.train import SourceJob, TargetJob, record_failure, train_source, train_target
 
 MAX_ATTEMPTS = 2
@@ -58,6 +62,18 @@ class Plan:
     reused: list[dict[str, Any]] = field(default_factory=list)
     cached_sources: int = 0
     """Sources needed by ``targets`` that the cache already holds (not trained again)."""
+    scratch_cache: Path | None = None
+    """Where scratch runs that finish are stored (None: they are not)."""
+    from_scratch_cache: list[dict[str, Any]] = field(default_factory=list)
+    """Scratch runs linked from the scratch cache into the experiment folder (not trained): their
+    run.json contents."""
+    notes: list[str] = field(default_factory=list)
+    """Lines to show when the jobs start (a finished scratch run the cache could not take)."""
+
+    @property
+    def scratch_to_train(self) -> int:
+        """Scratch runs among ``targets``."""
+        return sum(t.method == "scratch" for t in self.targets)
 
 
 def plan(
@@ -70,10 +86,15 @@ def plan(
 
     ``seeds``: the seeds to plan (default: every seed of the spec). ``only``: the
     (pair, algo, method) comparisons still open (adaptive seeds); their scratch runs come
-    with them, the other methods are left out."""
+    with them, the other methods are left out.
+
+    A scratch run the scratch cache holds (same :func:`~rl_transfer.spec.scratch_key`) and the
+    folder does not is linked into the folder here, not planned (``from_scratch_cache``)."""
     root = root.resolve()
+    scratch_dir = spec.scratch_dir().resolve()
+    scratch_knobs = get_method("scratch").settings_from(spec.knobs)
     sources: dict[str, SourceJob] = {}
-    targets, reused = [], []
+    targets, reused, from_cache, notes = [], [], [], []
     needs_source = any(get_method(m).needs_source for m in spec.all_methods())
     imported = Path(spec.source_model).resolve() if spec.source_model else None
     for pair in spec.pair_objects():
@@ -115,6 +136,18 @@ def plan(
                         ),
                     )
                 for method in methods:
+                    skey = None
+                    if method == "scratch":
+                        skey = scratch_key(
+                            pair,
+                            algo,
+                            in_force[method],
+                            seed,
+                            budget["target_steps"],
+                            budget["eval_every"],
+                            spec.eval_episodes,
+                            scratch_knobs,
+                        )
                     job = TargetJob(
                         pair=pair,
                         algo=algo,
@@ -128,17 +161,45 @@ def plan(
                         dir=_inside(root, pair.name, algo, method, f"seed_{seed}"),
                         source=src if get_method(method).needs_source else None,
                         knobs=spec.knobs,
+                        scratch_key=skey,
                     )
                     info = _done_info(job.dir)
                     if info is not None:
                         reused.append(info)
+                        if skey is not None and info.get("scratch_key") == skey:
+                            # finished, but the driver stopped before storing it
+                            notes += _store_scratch(job, scratch_dir)
+                    elif skey is not None and (info := fetch(scratch_dir, skey, job.dir)):
+                        from_cache.append(info)
                     else:
                         targets.append(job)
     # sources whose every dependent target is already done need not exist
     wanted = {t.source.key for t in targets if t.source is not None}
     needed = [s for k, s in sources.items() if k in wanted]
     cached = [s for s in needed if _done_info(s.dir) is not None]
-    return Plan([s for s in needed if s not in cached], targets, reused, len(cached))
+    return Plan(
+        [s for s in needed if s not in cached],
+        targets,
+        reused,
+        len(cached),
+        scratch_dir,
+        from_cache,
+        notes,
+    )
+
+
+def _store_scratch(job: TargetJob, cache: Path) -> list[str]:
+    """Put the finished scratch run of ``job`` into the scratch ``cache``; the line to show
+    when it cannot be (the run stays in the experiment folder, only uncached)."""
+    assert job.scratch_key is not None
+    try:
+        store(job.dir, cache, job.scratch_key)
+    except OSError as exc:
+        return [
+            f"scratch cache: {job.label} not stored in {cache} ({exc.strerror or exc}); later "
+            "experiments will train it again"
+        ]
+    return []
 
 
 def missing_runs(p: Plan) -> list[str]:
@@ -353,6 +414,9 @@ class _Scheduler:
                 self.waiting.setdefault(t.source.key, []).append(t)
         self.results: list[dict[str, Any]] = []
         self.attempts: dict[str, int] = {}
+        self.scratch_cache = p.scratch_cache
+        for line in p.notes:
+            display.note(line)
 
     def take_ready(self) -> list[tuple[str, Any]]:
         out, self.ready = self.ready, []
@@ -362,8 +426,14 @@ class _Scheduler:
         return out
 
     def done(self, kind: str, job: Any, info: dict[str, Any]) -> None:
-        """``job`` ended with ``info``: its run.json content, or :func:`failure`'s."""
+        """``job`` ended with ``info``: its run.json content, or :func:`failure`'s. A scratch
+        run that ended ``"done"`` is stored in the scratch cache from ``job.dir``: its folder
+        must be complete when this is called."""
         info = self._count_attempts(kind, job, info)
+        if kind == "target" and job.scratch_key and self.scratch_cache is not None:
+            if info.get("status") == "done":  # a failed run is never cached
+                for line in _store_scratch(job, self.scratch_cache):
+                    self.display.note(line)
         took = None if info.get("reused") else info.get("wall_time_s")  # reused: not run now
         self.display.finish(job.label, info.get("status", "failed"), took)
         if kind == "source":

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -227,6 +227,8 @@ class ExperimentSpec:
         threshold: time-to-threshold level; None takes the pair's.
         out: experiment folder; None -> ``runs/<name>``.
         source_cache: shared folder of pretrained sources (``runs/sources``).
+        scratch_cache: shared folder of finished scratch baselines, keyed by
+            :func:`scratch_key`; None -> ``scratch`` beside ``source_cache`` (``runs/scratch``).
         source_model: a source agent trained elsewhere (model.zip) used for every seed, instead of
             pretraining; checked against the pair's source spaces.
         workers: parallel processes; None -> the number of cores.
@@ -359,6 +361,17 @@ class ExperimentSpec:
         metadata=_option(
             help="shared cache of pretrained sources",
             default="runs/sources",
+            kind=PATH,
+            metavar="DIR",
+            study=False,
+        ),
+    )
+    scratch_cache: Path | None = field(
+        default=None,
+        metadata=_option(
+            help="shared cache of scratch baselines, reused by every experiment with the same "
+            "target, algo, hyperparameters, seed, budget and evaluation",
+            default="scratch beside the source cache (runs/scratch)",
             kind=PATH,
             metavar="DIR",
             study=False,
@@ -575,6 +588,7 @@ class ExperimentSpec:
         check_statistics(self, lambda p, a, kind: self.hyperparams_in_force(p, a)[kind])
         _check_writable(self.output_dir(), "--out")
         _check_writable(Path(self.source_cache), "--source-cache")
+        _check_writable(self.scratch_dir(), "--scratch-cache")
         self.check_resumable()
 
     def _check_eval_interval(self, pair: EnvPair, algo: str) -> None:
@@ -1055,6 +1069,12 @@ class ExperimentSpec:
     def output_dir(self) -> Path:
         return Path(self.out) if self.out is not None else Path("runs") / self.experiment_name()
 
+    def scratch_dir(self) -> Path:
+        """The scratch cache: :attr:`scratch_cache`, else ``scratch`` beside the source cache."""
+        if self.scratch_cache is not None:
+            return Path(self.scratch_cache)
+        return Path(self.source_cache).parent / "scratch"
+
     def resolved(self) -> dict[str, Any]:
         """The resolved spec as written to experiment.yaml."""
         from rl_transfer.versions import package_versions
@@ -1069,6 +1089,7 @@ class ExperimentSpec:
             "threshold": self.threshold,
             "asymptote_window": self.asymptote_window,
             "source_cache": str(Path(self.source_cache).resolve()),
+            "scratch_cache": str(self.scratch_dir().resolve()),
             "source_model": str(self.source_model) if self.source_model else None,
             "backend": self.backend,
             "pairs": identity["pairs"],
@@ -1223,7 +1244,7 @@ def spec_from(study: Path | None = None, **overrides: Any) -> ExperimentSpec:
             **flatten_study(overrides.get("hyperparams") or {}, algos),
         }
     kwargs.update(overrides)
-    for key in ("out", "source_cache", "source_model"):
+    for key in ("out", "source_cache", "scratch_cache", "source_model"):
         if kwargs.get(key) is not None:
             kwargs[key] = Path(kwargs[key])
     spec = ExperimentSpec(**kwargs)
@@ -1372,6 +1393,51 @@ def source_key(
                 "versions": {k: v for k, v in package_versions().items() if k != "rl-transfer"},
             }
         )
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def scratch_key(
+    pair: EnvPair,
+    algo: str,
+    hyperparams: Mapping[str, Any],
+    seed: int,
+    target_steps: int,
+    eval_every: int,
+    eval_episodes: int,
+    knobs: Mapping[str, Any] | None = None,
+) -> str:
+    """Content hash of a scratch baseline (first 16 hex digits of SHA-256): everything its
+    results depend on, so that a run under this key may stand in for one trained now.
+
+    It holds the pair's name (run.json names it and the report groups runs by it), the target
+    variant (``pair.target.to_dict()``: family, params, horizon, a user family's definition
+    digest) and the pair's mappings (the scratch arm learns through them), ``algo``, the scratch
+    arm's hyperparameters in force (``normalize`` and an imported model's adopted architecture
+    included), ``seed``, the requested ``target_steps`` (the steps taken follow from them and
+    the hyperparameters), ``eval_every``, ``eval_episodes``, the scratch arm's knob values
+    (``knobs``: none today), the package versions except rl-transfer's own (as
+    :func:`source_key`) and :data:`rl_transfer.records.RESULTS_FORMAT`. Left out, because the
+    run does not depend on them: the threshold, R_min and R_max, the asymptote window, the
+    other methods, the source (scratch has none), workers and backend. Floating-point results
+    differ between CPU vendors, as the source cache's do: the key does not name the machine."""
+    from rl_transfer import records
+    from rl_transfer.versions import package_versions
+
+    payload: dict[str, Any] = {
+        "pair": pair.name,
+        "target": pair.target.to_dict(),
+        "mappings": pair.mappings.to_dict(),
+        "algo": algo,
+        "hyperparams": dict(hyperparams),
+        "knobs": dict(knobs or {}),
+        "seed": seed,
+        "target_steps": target_steps,
+        "eval_every": eval_every,
+        "eval_episodes": eval_episodes,
+        "versions": {k: v for k, v in package_versions().items() if k != "rl-transfer"},
+        "results_format": records.RESULTS_FORMAT,
+    }
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

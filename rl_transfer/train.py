@@ -97,6 +97,9 @@ class TargetJob:
     transfer: TransferMethod | None = None
     """The method object (resolved from ``method`` when not given). It travels with the job, so
     a method registered in the parent process runs in worker processes too."""
+    scratch_key: str | None = None
+    """Scratch runs: the run's key in the scratch cache (:func:`rl_transfer.spec.scratch_key`),
+    recorded in its run.json; None for transfer runs."""
 
     def __post_init__(self) -> None:
         if self.transfer is None:
@@ -463,6 +466,7 @@ def _train_target(job: TargetJob, report: ProgressFn | None, started: float) -> 
         eval_every=job.eval_every,
         eval_episodes=job.eval_episodes,
         source_key=job.source.key if job.source else None,
+        scratch_key=job.scratch_key,
         hyperparams=dict(job.hyperparams),
         hyperparams_origin=dict(job.hyperparams_origin) or None,
         hyperparameter_overrides=overrides,

@@ -2,6 +2,7 @@
 files, the source cache."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -251,6 +252,10 @@ def test_ray_backend_gives_the_same_results(tiny_experiment, tmp_path):
     proc = cli("run", *TINY, "--backend", "ray", "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert _results(tmp_path / "exp") == _results(tiny_experiment)
+    # the driver stores finished scratch runs in the scratch cache, whatever the backend
+    exp = tmp_path / "exp/cartpole-long-pole/ppo/scratch"
+    keys = sorted(read_json(exp / f"seed_{s}/run.json")["scratch_key"] for s in (0, 1))
+    assert sorted(p.name for p in (tmp_path / "scratch").iterdir()) == keys
 
 
 STUDY = """\
@@ -338,13 +343,24 @@ def test_dqn_end_to_end_tiny(tmp_path):
         assert list(ev["timesteps"]) == [0, 256, 512]
 
 
-def test_a_later_experiment_reuses_the_cached_sources(tiny_experiment, tmp_path):
+def test_a_later_experiment_reuses_the_cached_sources_and_scratch_baselines(
+    tiny_experiment, tmp_path
+):
+    """A second experiment on the same pair and seeds with another method trains neither a
+    source nor a scratch run: its scratch run folders are the first experiment's, byte for byte,
+    hard links of the cache's files (so not trained again), and it says so. Its folder stays
+    whole once the scratch cache is deleted: the report rebuilds the same summary."""
     sources = tiny_experiment.parent / "sources"
     before = {
         p.name: (p / "run.json").stat().st_mtime_ns
         for p in sources.iterdir()
         if not p.name.startswith(".")
     }
+    # a copy of the first experiment's scratch cache (beside its source cache, the default), so
+    # that this test may delete it
+    cache = tmp_path / "scratch"
+    shutil.copytree(tiny_experiment.parent / "scratch", cache)
+    assert len(list(cache.iterdir())) == 2  # one scratch baseline per seed
     proc = cli(
         "run",
         *TINY,
@@ -354,9 +370,38 @@ def test_a_later_experiment_reuses_the_cached_sources(tiny_experiment, tmp_path)
         str(tmp_path / "later"),
         "--source-cache",
         str(sources),
+        "--scratch-cache",
+        str(cache),
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
+    assert "2 job(s) to run" in proc.stderr  # the two finetune runs, nothing else
+    assert f"scratch baselines: 2 reused from the scratch cache ({cache}), 0 to train" in (
+        proc.stderr
+    )
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        read_json(tiny_experiment / f"cartpole-long-pole/ppo/scratch/seed_{s}/run.json")[
+            "scratch_key"
+        ]
+        for s in (0, 1)
+    )
+    for seed in (0, 1):
+        first = tiny_experiment / f"cartpole-long-pole/ppo/scratch/seed_{seed}"
+        later = tmp_path / f"later/cartpole-long-pole/ppo/scratch/seed_{seed}"
+        names = sorted(p.name for p in first.iterdir())
+        assert sorted(p.name for p in later.iterdir()) == names
+        for name in names:
+            assert (later / name).read_bytes() == (first / name).read_bytes(), name
+        key = read_json(later / "run.json")["scratch_key"]
+        for name in names:  # the cache's files, linked: the run was not trained here
+            assert (later / name).stat().st_ino == (cache / key / name).stat().st_ino, name
+    summary = (tmp_path / "later/summary.json").read_text()
+    (result,) = read_json(tmp_path / "later/summary.json")["results"]
+    assert result["method"] == "finetune" and result["seeds"] == [0, 1]
+    shutil.rmtree(cache)
+    report = cli("report", "later", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "later/summary.json").read_text() == summary
     after = {
         p.name: (p / "run.json").stat().st_mtime_ns
         for p in sources.iterdir()

@@ -15,6 +15,7 @@ from rl_transfer.reports import ALPHA, hypothesis_id, print_tables, summarize, w
 from rl_transfer.runner import (
     FolderLock,
     Plan,
+    connect_ray,
     execute_local,
     execute_ray,
     missing_runs,
@@ -98,6 +99,10 @@ class Experiment:
         started = time.time()
         root = self.spec.output_dir()
         self._missing: list[str] = []
+        ray = None
+        if self.spec.backend == "ray":  # connected before anything is written
+            ray, started_ray = connect_ray(self.spec.workers, self.spec.ray_address)
+            ray = ray if started_ray else None
         try:
             with FolderLock(root):
                 self.spec.check_resumable()
@@ -115,6 +120,9 @@ class Experiment:
             if fault is None:
                 raise
             raise fault from None
+        finally:
+            if ray is not None:
+                ray.shutdown()
         if self._missing:
             shown = ", ".join(self._missing[:5]) + (", ..." if len(self._missing) > 5 else "")
             raise MissingRunsError(

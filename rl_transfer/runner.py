@@ -23,9 +23,10 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -588,7 +589,7 @@ def execute_ray(
         StorageError: the experiment folder or source cache cannot be written (disk full), or a
             node's temporary folder cannot.
     """
-    ray, started_here = _connect_ray(workers, address)
+    ray, started_here = connect_ray(workers, address)
     remote = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)(_ray_call)
     display = Display(len(p.sources) + len(p.targets), len(p.reused), quiet)
     sched = _Scheduler(p, display)
@@ -626,7 +627,7 @@ RAY_PROBE_TIMEOUT_S = 10.0
 own connection attempts can retry for many minutes)."""
 
 
-def _connect_ray(workers: int | None, address: str | None) -> tuple[Any, bool]:
+def connect_ray(workers: int | None, address: str | None) -> tuple[Any, bool]:
     """Ray, connected: to the cluster at ``address``, or to a fresh local Ray with ``workers``
     CPUs (``address="local"``: never a cluster that happens to run on this machine). A Ray the
     caller already initialized is used as it is. Returns ``(ray, started_here)``.
@@ -653,7 +654,8 @@ def _connect_ray(workers: int | None, address: str | None) -> tuple[Any, bool]:
     else:
         kwargs.update(address="local", num_cpus=workers or default_workers())
     try:
-        ray.init(**kwargs)
+        with _stderr_held():  # Ray's core logs every failed attempt (a wrong token: one a second)
+            ray.init(**kwargs)
     except Exception as exc:  # noqa: BLE001  (Ray raises many kinds; each ends in one line)
         first = next((line for line in str(exc).splitlines() if line.strip()), "")
         cause = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
@@ -668,6 +670,22 @@ def _connect_ray(workers: int | None, address: str | None) -> tuple[Any, bool]:
             "with --ray-address"
         ) from None
     return ray, True
+
+
+@contextmanager
+def _stderr_held() -> Iterator[None]:
+    """Send what is written to file descriptor 2 (by Ray's C++ core as well) to a discarded
+    file while connecting; the outcome is said once, by the caller."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _probe(address: str) -> None:
@@ -751,8 +769,21 @@ def _land(ray: Any, kind: str, job: Any, ref: Any) -> dict[str, Any]:
 
 
 NODE_SOURCES = "rl-transfer-sources"
-"""On a Ray node, under the system's temporary folder: sources unpacked for its tasks, one
-folder per source key (content-addressed, so a copy is valid for every later study)."""
+"""On a Ray node, in the Ray session's folder (``/tmp/ray/session_*`` by default, so it goes
+with the cluster's other temporary files): sources unpacked for its tasks, one folder per source
+key (content-addressed, so one copy serves every study the cluster runs)."""
+
+
+def _node_sources() -> Path:
+    """This node's folder of unpacked sources (:data:`NODE_SOURCES`); under the system's
+    temporary folder when the Ray session's folder is unknown."""
+    try:
+        import ray
+
+        session = ray._private.worker.global_worker.node.get_session_dir_path()
+    except Exception:  # noqa: BLE001  (a private attribute of Ray; the fallback is as good)
+        session = tempfile.gettempdir()
+    return Path(session) / NODE_SOURCES
 
 
 def _ray_call(kind: str, job: Any, source: bundles.Bundle | None = None) -> dict[str, Any]:
@@ -773,7 +804,7 @@ def _ray_call(kind: str, job: Any, source: bundles.Bundle | None = None) -> dict
             local_source = None
             if job.source is not None:
                 assert source is not None
-                folder = Path(tempfile.gettempdir()) / NODE_SOURCES / job.source.key
+                folder = _node_sources() / job.source.key
                 bundles.unpack_once(source, folder)
                 local_source = replace(job.source, dir=folder, home=job.source.recorded_dir)
             here = replace(job, dir=work / "run", source=local_source)
@@ -839,6 +870,7 @@ __all__ = [
     "FolderLock",
     "Plan",
     "execute_local",
+    "connect_ray",
     "execute_ray",
     "missing_runs",
     "plan",

@@ -1,0 +1,248 @@
+"""A real Ray cluster whose worker node shares no filesystem with the driver.
+
+The head node has no CPU, so every task runs on the worker node, which is started in its own
+mount namespace with a tmpfs over the folder that holds the experiment folder and every cache:
+the driver's paths exist there, empty. Each node runs in its own PID namespace
+(``unshare -p --fork --kill-child``), so killing its ``unshare`` process ends the whole node,
+and nothing outlives the test. Token authentication is set explicitly on every node and on the
+driver (Ray's default differs between versions).
+
+Run alone with ``pytest -m cluster``. Skipped where ``unshare`` is not permitted (it needs root
+or user namespaces).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY, cli, read_json
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.cluster
+
+RAY = str(Path(sys.executable).with_name("ray"))
+NS = ["unshare", "-p", "--fork", "--kill-child", "--mount-proc"]
+
+
+def _unshare_problem() -> str | None:
+    if shutil.which("unshare") is None:
+        return "no unshare command"
+    proc = subprocess.run(
+        [*NS, "sh", "-c", "mount -t tmpfs tmpfs /mnt"], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        return f"unshare is not permitted here: {proc.stderr.strip()}"
+    return None
+
+
+def _die_with_test() -> None:
+    """In the child: SIGKILL when the test process dies (and ``--kill-child`` ends the node)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """A Ray head (0 CPUs) and worker nodes (2 CPUs each) that cannot see ``hidden``."""
+
+    def __init__(self, hidden: Path, logs: Path) -> None:
+        self.hidden = hidden
+        self.logs = logs
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.temp = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))  # short: socket paths
+        self.env = {
+            **os.environ,
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(32),
+            "RAY_USAGE_STATS_ENABLED": "0",
+            # a dead node is noticed in seconds, not half a minute
+            "RAY_health_check_initial_delay_ms": "1000",
+            "RAY_health_check_period_ms": "1000",
+            "RAY_health_check_timeout_ms": "1000",
+            "RAY_health_check_failure_threshold": "3",
+        }
+        self.head: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+
+    def _start(self, argv: list[str], log: str) -> subprocess.Popen:
+        with open(self.logs / log, "w") as fh:
+            return subprocess.Popen(
+                argv, env=self.env, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=_die_with_test
+            )
+
+    def start_head(self) -> None:
+        self.head = self._start(
+            [
+                *NS,
+                RAY,
+                "start",
+                "--head",
+                f"--port={self.port}",
+                "--num-cpus=0",
+                f"--temp-dir={self.temp}",
+                "--include-dashboard=false",
+                "--block",
+            ],
+            "head.log",
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.head.poll() is None, (self.logs / "head.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError("the Ray head did not start: " + (self.logs / "head.log").read_text())
+
+    def start_worker(self) -> None:
+        """A worker node in its own mount namespace: a tmpfs over ``hidden``."""
+        n = len(self.workers)
+        log = self.logs / f"worker{n}.log"
+        script = (
+            f"mount -t tmpfs tmpfs {self.hidden} && exec {RAY} start "
+            f"--address={self.address} --num-cpus=2 --block"
+        )
+        self.workers.append(self._start([*NS, "sh", "-c", script], log.name))
+        deadline = time.monotonic() + 90
+        while "Ray runtime started" not in log.read_text():
+            assert self.workers[-1].poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+
+    def worker_sees(self, path: Path) -> list[str]:
+        """The names in ``path`` as the running worker node sees them."""
+        init = int(
+            subprocess.check_output(["pgrep", "-P", str(self.workers[-1].pid)], text=True).split()[
+                0
+            ]
+        )
+        out = subprocess.check_output(["nsenter", "-t", str(init), "-m", "ls", "-A", str(path)])
+        return out.decode().split()
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker node's ``unshare``: ``--kill-child`` ends every process of it."""
+        proc = self.workers[-1]
+        proc.kill()
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.head]:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    problem = _unshare_problem()
+    if problem:
+        pytest.skip(problem)
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    c = Cluster(hidden, tmp_path)
+    try:
+        c.start_head()
+        c.start_worker()
+        yield c
+    finally:
+        c.stop()
+
+
+def _args(c: Cluster) -> list[str]:
+    return [
+        *TINY,
+        "--backend",
+        "ray",
+        "--ray-address",
+        c.address,
+        "--out",
+        str(c.hidden / "exp"),
+        "--source-cache",
+        str(c.hidden / "sources"),
+    ]
+
+
+def _results(exp: Path):
+    return read_json(exp / "summary.json")["results"]
+
+
+def test_a_study_on_nodes_that_cannot_see_the_driver_files(cluster, tiny_experiment, tmp_path):
+    proc = cli("run", *_args(cluster), cwd=tmp_path, env=cluster.env)
+    assert proc.returncode == 0, proc.stderr
+    exp = cluster.hidden / "exp"
+    # the worker node ran every task (the head has no CPU) and saw none of the driver's files
+    assert cluster.worker_sees(cluster.hidden) == []
+    # the driver wrote every run, in the local backend's layout, with the same results
+    assert _results(exp) == _results(tiny_experiment)
+    local = sorted(p.relative_to(tiny_experiment) for p in tiny_experiment.rglob("run.json"))
+    assert sorted(p.relative_to(exp) for p in exp.rglob("run.json")) == local
+    for run in exp.glob("*/*/*/seed_*"):
+        assert read_json(run / "run.json")["status"] == "done"
+        assert (run / "model.zip").is_file() and (run / "evaluations.npz").is_file()
+    # sources landed in the driver's cache, and transfer reports name the driver's folders
+    sources = cluster.hidden / "sources"
+    report = read_json(exp / "cartpole-long-pole/ppo/value/seed_0/transfer_report.json")
+    assert Path(report["source"]["dir"]).parent == sources
+    assert (Path(report["source"]["dir"]) / "model.zip").is_file()
+
+
+def test_a_study_survives_its_worker_node_dying(cluster, tiny_experiment, tmp_path):
+    with open(tmp_path / "driver.err", "w") as err:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "rl_transfer.cli", "run", *_args(cluster)],
+            cwd=tmp_path,
+            env={**cluster.env, "PYTHONHASHSEED": "0"},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            exp = cluster.hidden / "exp"
+            deadline = time.monotonic() + 300
+            # the trigger is the study's own progress: the first target run written done
+            while not any(
+                read_json(p).get("status") == "done" for p in exp.glob("*/*/*/seed_*/run.json")
+            ):
+                assert driver.poll() is None, (tmp_path / "driver.err").read_text()
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            runs = list(exp.glob("*/*/*/seed_*/run.json"))
+            cluster.kill_worker()
+            cluster.start_worker()
+            assert driver.wait(timeout=300) == 0, (tmp_path / "driver.err").read_text()
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+    assert len(runs) < 6  # runs were still going when the node died (2 seeds x 3 arms)
+    assert _results(exp) == _results(tiny_experiment)
+    assert all(read_json(p)["status"] == "done" for p in exp.glob("*/*/*/seed_*/run.json"))
+
+
+def test_a_cluster_without_the_token_is_one_error_line(cluster, tmp_path):
+    env = {k: v for k, v in cluster.env.items() if not k.startswith("RAY_AUTH")}
+    env["RAY_AUTH_MODE"] = "token"
+    env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # another cluster's token
+    env["RAY_gcs_server_port_wait_time_s"] = "3"  # Ray's connection attempts: 3, not 20
+    proc = cli("run", *_args(cluster), cwd=tmp_path, env=env)
+    assert proc.returncode == 5, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith(f"error: --ray-address {cluster.address}: cannot connect")
+    assert "RAY_AUTH_TOKEN" in proc.stderr
+    assert not (cluster.hidden / "exp").exists()  # nothing written

@@ -6,13 +6,23 @@ training owns)::
     <exp>/report_views/events.out.tfevents.report          Custom Scalars layout, HParams summary
     <exp>/report_views/<pair>/<algo>/<method>/seed_<k>/events.out.tfevents.report
                                                            compare/<pair>/<algo>, final/*, hparams
+    <exp>/report_views/<pair>/<algo>/<method>/iqm/events.out.tfevents.report
+                                                           iqm/<pair>/<algo>/<method>[/lower|/upper]
 
 so ``tensorboard --logdir <exp>`` shows, beside each training run ``<pair>/<algo>/<method>/
-seed_<k>``, its report run ``report_views/<pair>/<algo>/<method>/seed_<k>``:
+seed_<k>``, its report run ``report_views/<pair>/<algo>/<method>/seed_<k>``, and per arm
+(every method and scratch) one aggregate run ``report_views/<pair>/<algo>/<method>/iqm``:
 
-- Custom Scalars: one chart per (pair, algo) holding every method and seed, from the tag
-  ``compare/<pair>/<algo>`` that each report run carries (its evaluation curve).
-- HParams: each report run lists pair, algo, method, seed and its final metrics (``final/*``).
+- Custom Scalars, category "transfer vs scratch: IQM over seeds, 95% bootstrap band": one
+  margin chart per (pair, algo) with one series per arm, scratch first: the IQM over seeds of
+  the evaluation curve at each step of scratch's evaluation grid, with its 95% percentile
+  bootstrap band, the very numbers the curves PNG draws
+  (:func:`rl_transfer.reports.plots.arm_bands`, :func:`rl_transfer.stats.iqm_band`).
+- Custom Scalars, category "transfer vs scratch: every seed" (collapsed): one chart per
+  (pair, algo) holding every method and seed, from the tag ``compare/<pair>/<algo>`` that each
+  per-seed report run carries (its evaluation curve).
+- HParams: each per-seed report run lists pair, algo, method, seed and its final metrics
+  (``final/*``).
 
 Each view is one events file with a fixed name (``events.out.tfevents.report``), replaced
 atomically on every report, so re-reporting never duplicates points; views of runs no longer
@@ -29,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rl_transfer.reports.plots import Band, arm_bands
 from rl_transfer.reports.summary import Loaded, load_experiment
 
 VIEWS_DIR = "report_views"
@@ -45,9 +56,20 @@ FINAL_METRICS = (
 """summary.json metrics shown per run as ``final/<name>`` (beside ``final/mean_reward``)."""
 
 
+AGGREGATE_RUN = "iqm"
+"""The folder name, beside an arm's ``seed_<k>`` report runs, of its aggregate curve's run."""
+
+
 def compare_tag(pair: str, algo: str) -> str:
     """The tag under which every report run of (pair, algo) repeats its evaluation curve."""
     return f"compare/{pair}/{algo}"
+
+
+def iqm_tags(pair: str, algo: str, method: str) -> tuple[str, str, str]:
+    """The tags of an arm's aggregate curve: (IQM, lower, upper end of its 95% bootstrap band),
+    ``iqm/<pair>/<algo>/<method>`` and that with ``/lower`` and ``/upper``."""
+    value = f"iqm/{pair}/{algo}/{method}"
+    return value, f"{value}/lower", f"{value}/upper"
 
 
 def views_dir(root: Path) -> Path:
@@ -130,30 +152,60 @@ def _hparams(
     )
 
 
-def _custom_scalars(layout: Mapping[str, Mapping[str, list[str]]]) -> Any:
-    """The Custom Scalars layout summary: category -> chart title -> tag regexes (multiline)."""
+def _custom_scalars(categories: Iterable[Any]) -> Any:
+    """The Custom Scalars layout summary holding ``categories`` (``layout_pb2.Category``)."""
     from tensorboard.compat.proto.tensor_pb2 import TensorProto
     from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
     from tensorboard.plugins.custom_scalar import layout_pb2
 
-    proto = layout_pb2.Layout(
-        category=[
-            layout_pb2.Category(
-                title=category,
-                chart=[
-                    layout_pb2.Chart(
-                        title=title, multiline=layout_pb2.MultilineChartContent(tag=tags)
-                    )
-                    for title, tags in charts.items()
-                ],
-            )
-            for category, charts in layout.items()
-        ]
-    )
+    proto = layout_pb2.Layout(category=list(categories))
     tensor = TensorProto(
         dtype="DT_STRING", string_val=[proto.SerializeToString()], tensor_shape=TensorShapeProto()
     )
     return _plugin_summary("custom_scalars__config__", "custom_scalars", tensor=tensor)
+
+
+AGGREGATE_CATEGORY = "transfer vs scratch: IQM over seeds, 95% bootstrap band"
+PER_SEED_CATEGORY = "transfer vs scratch: every seed"
+
+
+def layout_categories(arms: Iterable[tuple[str, str, str]]) -> list[Any]:
+    """The Custom Scalars categories for the arms (pair, algo, method) with an aggregate run:
+
+    1. :data:`AGGREGATE_CATEGORY`, open: one margin chart per (pair, algo), one series per arm
+       (scratch first, then the methods in order), each the arm's IQM curve with its band
+       (:func:`iqm_tags`);
+    2. :data:`PER_SEED_CATEGORY`, closed: one multiline chart per (pair, algo) of every seed's
+       curve (:func:`compare_tag`).
+    """
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    groups: dict[tuple[str, str], list[str]] = {}
+    for pair, algo, method in arms:
+        groups.setdefault((pair, algo), []).append(method)
+    margin, per_seed = [], []
+    for (pair, algo), methods in sorted(groups.items()):
+        order = sorted(set(methods), key=lambda m: (m != "scratch", m))
+        series = [
+            layout_pb2.MarginChartContent.Series(value=v, lower=lo, upper=hi)
+            for v, lo, hi in (iqm_tags(pair, algo, m) for m in order)
+        ]
+        margin.append(
+            layout_pb2.Chart(
+                title=f"{pair} / {algo}: eval/mean_reward, IQM and 95% band per method",
+                margin=layout_pb2.MarginChartContent(series=series),
+            )
+        )
+        per_seed.append(
+            layout_pb2.Chart(
+                title=f"{pair} / {algo}: eval/mean_reward, every method and seed",
+                multiline=layout_pb2.MultilineChartContent(tag=[f"^{compare_tag(pair, algo)}$"]),
+            )
+        )
+    return [
+        layout_pb2.Category(title=AGGREGATE_CATEGORY, chart=margin),
+        layout_pb2.Category(title=PER_SEED_CATEGORY, chart=per_seed, closed=True),
+    ]
 
 
 def _write_events(folder: Path, write: Callable[[_Events], None]) -> None:
@@ -203,30 +255,43 @@ def write_run_views(
     _write_events(view_dir, write)
 
 
+def write_aggregate_views(view_dir: Path, pair: str, algo: str, method: str, band: Band) -> None:
+    """An arm's aggregate run: its IQM curve and band under :func:`iqm_tags`, one point per step
+    of the grid.
+
+    Args:
+        view_dir: ``<exp>/report_views/<pair>/<algo>/<method>/iqm`` (created if missing).
+        pair, algo, method: the arm (``scratch`` included).
+        band: its aggregate curve (:func:`~rl_transfer.reports.plots.arm_bands`), target env
+            steps and mean return.
+    """
+    tags = iqm_tags(pair, algo, method)
+
+    def write(w: _Events) -> None:
+        for tag, values in zip(tags, (band.iqm, band.lower, band.upper)):
+            for t, v in zip(band.t, values):
+                w.scalar(tag, float(v), int(t))
+
+    _write_events(view_dir, write)
+
+
 def write_layout(
     views: Path,
-    groups: Iterable[tuple[str, str]],
+    arms: Iterable[tuple[str, str, str]],
     hparam_values: Mapping[str, list[Any]],
     metric_names: Iterable[str],
 ) -> None:
-    """At the root of the views (``<exp>/report_views``): the Custom Scalars layout (one chart per
-    (pair, algo)) and the HParams experiment summary (hyperparameter domains and every
-    ``final/*`` metric).
+    """At the root of the views (``<exp>/report_views``): the Custom Scalars layout
+    (:func:`layout_categories`) and the HParams experiment summary (hyperparameter domains and
+    every ``final/*`` metric).
 
     Args:
         views: the views folder (:func:`views_dir`).
-        groups: (pair, algo) of every chart.
+        arms: (pair, algo, method) of every aggregate run.
         hparam_values: ``pair``, ``algo``, ``method``, ``seed`` -> the values present, sorted.
         metric_names: final metrics, without the ``final/`` prefix.
     """
-    layout = {
-        "transfer vs scratch": {
-            f"{pair} / {algo}: eval/mean_reward, every method and seed": [
-                f"^{compare_tag(pair, algo)}$"
-            ]
-            for pair, algo in groups
-        }
-    }
+    layout = layout_categories(arms)
     example = {k: v[0] for k, v in hparam_values.items()}
     discrete = {k: v for k, v in hparam_values.items() if all(isinstance(x, str) for x in v)}
     experiment, _, _ = _hparams(example, [f"final/{m}" for m in metric_names], discrete)
@@ -239,8 +304,9 @@ def write_layout(
 
 
 def _remove_stale(views: Path, keep: set[Path]) -> None:
-    """Remove report folders of runs that are no longer finished (not in ``keep``)."""
-    for folder in views.glob("*/*/*/seed_*"):
+    """Remove report folders (per seed, aggregate) of runs no longer finished (not in
+    ``keep``)."""
+    for folder in (*views.glob("*/*/*/seed_*"), *views.glob(f"*/*/*/{AGGREGATE_RUN}")):
         if folder not in keep:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -253,17 +319,23 @@ def _remove_legacy(root: Path, run_dirs: Iterable[Path]) -> None:
 
 
 def write_tensorboard_views(
-    root: Path, summary: dict[str, Any], loaded: Loaded | None = None
+    root: Path,
+    summary: dict[str, Any],
+    loaded: Loaded | None = None,
+    bands: dict[tuple[str, str, str], Band] | None = None,
 ) -> Path:
     """Write the report's TensorBoard views of the experiment at ``root`` under
-    ``root/report_views`` (see the module's description): one report run per finished run, the
-    Custom Scalars layout and the HParams summary; views of runs no longer finished are removed.
+    ``root/report_views`` (see the module's description): one report run per finished run, one
+    aggregate run per arm (scratch included), the Custom Scalars layout and the HParams
+    summary; views of runs no longer finished are removed.
 
     Args:
         root: the experiment folder.
         summary: its summary (per-seed metrics for ``final/*``).
         loaded: :func:`~rl_transfer.reports.summary.load_experiment`'s result, to save reading
             the folder again.
+        bands: :func:`~rl_transfer.reports.plots.arm_bands`' result (the curves the PNG
+            draws), to save computing them again.
 
     Returns:
         The views folder, ``root/report_views``.
@@ -287,6 +359,11 @@ def write_tensorboard_views(
         view = views / run.dir.relative_to(root)
         write_run_views(view, i, run.curve.t, run.curve.f, final)
         written.add(view)
+    bands = arm_bands(runs) if bands is None else bands
+    for (pair, algo, method), band in bands.items():
+        view = views / pair / algo / method / AGGREGATE_RUN
+        write_aggregate_views(view, pair, algo, method, band)
+        written.add(view)
     _remove_stale(views, written)
     done = [r.info for r in runs if r.curve is not None]
     if not done:
@@ -295,7 +372,7 @@ def write_tensorboard_views(
     values = {k: sorted({i[k] for i in done}) for k in ("pair", "algo", "method", "seed")}
     write_layout(
         views,
-        sorted({(i["pair"], i["algo"]) for i in done}),
+        sorted(bands),
         values,
         ("mean_reward", *FINAL_METRICS),
     )

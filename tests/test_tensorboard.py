@@ -74,7 +74,7 @@ def test_tensorboard_serves_every_run_and_tag(server, tiny_experiment):
     with urllib.request.urlopen(req, timeout=10) as resp:
         experiment = json.loads(resp.read())
     hparams = {h["name"] for h in experiment["hparamInfos"]}
-    assert hparams == {"pair", "algo", "method", "seed"}
+    assert hparams == {"experiment", "pair", "algo", "method", "seed"}
     metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
     assert {"final/mean_reward", "final/forward_transfer"} <= metrics
     layout = _get(server, "/data/plugin/custom_scalars/layout")
@@ -210,3 +210,93 @@ def test_aggregate_runs_hold_the_reports_iqm_and_band_in_margin_charts(tiny_expe
     assert series == [iqm_tags(pair, algo, m) for m in ("scratch", "policy", "value")]
     (seeds_chart,) = per_seed.chart
     assert list(seeds_chart.multiline.tag) == [f"^{compare_tag(pair, algo)}$"]
+
+
+def _post(port: int, path: str, body: dict):
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_hparams_lists_every_run_of_every_experiment_in_one_logdir(tiny_experiment, tmp_path):
+    """Two experiments (different pairs, methods, seeds) under one --logdir: the HParams
+    dashboard, queried as its page does (every value of each hparam's domain ticked), lists the
+    sessions of both, each with every hparam column and its final metrics."""
+    import shutil
+
+    from conftest import ONE_SEED
+
+    logdir = tmp_path / "runs"
+    shutil.copytree(tiny_experiment, logdir / "first")
+    proc = cli(
+        "run", "--pair", "cartpole-heavy-cart", "--methods", "finetune", *ONE_SEED,
+        "--out", str(logdir / "second"), "--source-cache", str(tmp_path / "src"), cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    first = {
+        f"first/{VIEWS_DIR}/cartpole-long-pole/ppo/{m}/seed_{s}"
+        for m in ("scratch", "policy", "value")
+        for s in (0, 1)
+    }
+    second = {
+        f"second/{VIEWS_DIR}/cartpole-heavy-cart/ppo/{m}/seed_0" for m in ("scratch", "finetune")
+    }
+    port = free_port()
+    server = serve(logdir, port)
+    try:
+        deadline = time.time() + 90
+        runs: set[str] = set()
+        while time.time() < deadline:
+            try:
+                runs = set(_get(port, "/data/plugin/scalars/tags"))
+                if first | second <= runs:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        assert first | second <= runs, sorted(runs)
+        experiment = _post(port, "/data/plugin/hparams/experiment", {"experimentName": ""})
+        infos = {h["name"]: h for h in experiment["hparamInfos"]}
+        assert {"experiment", "pair", "algo", "method", "seed"} <= set(infos)
+        metrics = [m["name"] for m in experiment["metricInfos"]]
+        assert {"group": "", "tag": "final/mean_reward"} in [
+            {"group": m.get("group", ""), "tag": m["tag"]} for m in metrics
+        ]
+        cols = []
+        for name, info in infos.items():
+            col = {"hparam": name, "includeInResult": True}
+            if "domainDiscrete" in info:  # the page ticks every value of the domain
+                col["filterDiscrete"] = info["domainDiscrete"]
+            elif "domainInterval" in info:
+                col["filterInterval"] = info["domainInterval"]
+            cols.append(col)
+        cols += [{"metric": m, "includeInResult": True} for m in metrics]
+        groups = _post(
+            port,
+            "/data/plugin/hparams/session_groups",
+            {
+                "experimentName": "",
+                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE"],
+                "colParams": cols,
+                "startIndex": 0,
+                "sliceSize": 1000,
+            },
+        )["sessionGroups"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    by_name = {g["name"]: g for g in groups}
+    assert first | second <= set(by_name), sorted(by_name)
+    for name in first | second:
+        hparams = by_name[name]["hparams"]
+        assert set(hparams) == {"experiment", "pair", "algo", "method", "seed"}
+        exp, rel = name.split("/", 1)
+        _, pair, algo, method, seed = rel.split("/")
+        assert (hparams["pair"], hparams["algo"], hparams["method"]) == (pair, algo, method)
+        assert hparams["seed"] == int(seed.removeprefix("seed_"))
+        values = {m["name"]["tag"] for m in by_name[name]["metricValues"]}
+        assert "final/mean_reward" in values

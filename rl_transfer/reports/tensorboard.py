@@ -21,8 +21,11 @@ seed_<k>``, its report run ``report_views/<pair>/<algo>/<method>/seed_<k>``, and
 - Custom Scalars, category "transfer vs scratch: every seed" (collapsed): one chart per
   (pair, algo) holding every method and seed, from the tag ``compare/<pair>/<algo>`` that each
   per-seed report run carries (its evaluation curve).
-- HParams: each per-seed report run lists pair, algo, method, seed and its final metrics
-  (``final/*``).
+- HParams: each per-seed report run is a session with hparams experiment (its name), pair,
+  algo, method, seed and its final metrics (``final/*``) as metric columns. The experiment
+  summary at the root is the same for every experiment (hparam names and types, the metric
+  columns, no domains of values), so with ``tensorboard --logdir`` over a folder of several
+  experiments, whichever summary TensorBoard reads lists every session of every experiment.
 
 Each view is one events file with a fixed name (``events.out.tfevents.report``), replaced
 atomically on every report, so re-reporting never duplicates points; views of runs no longer
@@ -109,34 +112,43 @@ def _plugin_summary(tag: str, plugin: str, content: bytes = b"", tensor: Any = N
     return Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
 
 
-def _hparams(
-    values: Mapping[str, Any], metrics: Iterable[str], discrete: Mapping[str, list[Any]] | None
-) -> tuple[Any, Any, Any]:
+HPARAMS: dict[str, str] = {
+    "experiment": "DATA_TYPE_STRING",
+    "pair": "DATA_TYPE_STRING",
+    "algo": "DATA_TYPE_STRING",
+    "method": "DATA_TYPE_STRING",
+    "seed": "DATA_TYPE_FLOAT64",
+}
+"""The hyperparameters of every report run's HParams session (``experiment``: experiment.yaml's
+``name``), with their type."""
+HPARAMS_METRICS = ("final/mean_reward", *(f"final/{m}" for m in FINAL_METRICS))
+"""The metric columns of the HParams dashboard."""
+
+
+def _hparams(values: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     """The HParams plugin's three summaries (experiment, session start, session end) for one
-    run's hyperparameter ``values`` (numbers or strings) and metric tags, as
-    ``torch.utils.tensorboard.summary.hparams`` builds them."""
-    from google.protobuf import struct_pb2
+    run's hyperparameter ``values`` (:data:`HPARAMS`), as ``torch.utils.tensorboard.summary.
+    hparams`` builds them.
+
+    The experiment summary is the same for every experiment, whatever its runs: the plugin
+    reads one experiment summary per ``--logdir`` (the first it finds) and filters every session
+    by it, so it names the hyperparameters and :data:`HPARAMS_METRICS` and no domain of values
+    (a domain from one experiment would hide the sessions of another whose pairs or methods lie
+    outside it). The dashboard then lists each session's own values."""
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-    infos, start = [], plugin_data_pb2.SessionStartInfo()
+    start = plugin_data_pb2.SessionStartInfo()
     for k, v in values.items():
-        kind, field = (
-            ("DATA_TYPE_STRING", "string_value")
-            if isinstance(v, str)
-            else ("DATA_TYPE_FLOAT64", "number_value")
-        )
-        setattr(start.hparams[k], field, v)
-        domain = None
-        if discrete and k in discrete:
-            domain = struct_pb2.ListValue(
-                values=[struct_pb2.Value(**{field: d}) for d in discrete[k]]
-            )
-        infos.append(
-            api_pb2.HParamInfo(name=k, type=api_pb2.DataType.Value(kind), domain_discrete=domain)
-        )
+        if HPARAMS[k] == "DATA_TYPE_STRING":
+            start.hparams[k].string_value = str(v)
+        else:
+            start.hparams[k].number_value = float(v)
     experiment = api_pb2.Experiment(
-        hparam_infos=infos,
-        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in metrics],
+        hparam_infos=[
+            api_pb2.HParamInfo(name=k, type=api_pb2.DataType.Value(kind))
+            for k, kind in HPARAMS.items()
+        ],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in HPARAMS_METRICS],
     )
     end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value("STATUS_SUCCESS"))
     version = metadata.PLUGIN_DATA_VERSION
@@ -229,6 +241,7 @@ def write_run_views(
     timesteps: Iterable[int],
     means: Iterable[float],
     final_metrics: Mapping[str, float | None],
+    experiment: str = "",
 ) -> None:
     """One run's report events: the ``compare/<pair>/<algo>`` curve and the hparams entry.
 
@@ -238,15 +251,16 @@ def write_run_views(
         info: its run.json content (pair, algo, method, seed).
         timesteps, means: its evaluation curve (target steps, mean return), shape [n_evals].
         final_metrics: ``final/<name>`` -> value (None values are left out).
+        experiment: the experiment's name (the ``experiment`` hparam).
     """
     tag = compare_tag(info["pair"], info["algo"])
     metrics = {f"final/{k}": float(v) for k, v in final_metrics.items() if v is not None}
-    hp = {k: info[k] for k in ("pair", "algo", "method", "seed")}
+    hp = {"experiment": experiment, **{k: info[k] for k in ("pair", "algo", "method", "seed")}}
 
     def write(w: _Events) -> None:
         for t, m in zip(timesteps, means):
             w.scalar(tag, float(m), int(t))
-        _, start, end = _hparams(hp, metrics, None)  # the experiment summary is at the root
+        _, start, end = _hparams(hp)  # the experiment summary is at the root
         w.summary(start)
         w.summary(end)
         for k, v in metrics.items():
@@ -275,26 +289,17 @@ def write_aggregate_views(view_dir: Path, pair: str, algo: str, method: str, ban
     _write_events(view_dir, write)
 
 
-def write_layout(
-    views: Path,
-    arms: Iterable[tuple[str, str, str]],
-    hparam_values: Mapping[str, list[Any]],
-    metric_names: Iterable[str],
-) -> None:
+def write_layout(views: Path, arms: Iterable[tuple[str, str, str]]) -> None:
     """At the root of the views (``<exp>/report_views``): the Custom Scalars layout
-    (:func:`layout_categories`) and the HParams experiment summary (hyperparameter domains and
-    every ``final/*`` metric).
+    (:func:`layout_categories`) and the HParams experiment summary (:func:`_hparams`: the same
+    in every experiment, so that every experiment's sessions show under one ``--logdir``).
 
     Args:
         views: the views folder (:func:`views_dir`).
         arms: (pair, algo, method) of every aggregate run.
-        hparam_values: ``pair``, ``algo``, ``method``, ``seed`` -> the values present, sorted.
-        metric_names: final metrics, without the ``final/`` prefix.
     """
     layout = layout_categories(arms)
-    example = {k: v[0] for k, v in hparam_values.items()}
-    discrete = {k: v for k, v in hparam_values.items() if all(isinstance(x, str) for x in v)}
-    experiment, _, _ = _hparams(example, [f"final/{m}" for m in metric_names], discrete)
+    experiment, _, _ = _hparams({})
 
     def write(w: _Events) -> None:
         w.summary(_custom_scalars(layout))
@@ -340,7 +345,7 @@ def write_tensorboard_views(
     Returns:
         The views folder, ``root/report_views``.
     """
-    _, runs = loaded or load_experiment(root)
+    spec, runs = loaded or load_experiment(root)
     views = views_dir(root)
     per_seed: dict[tuple[str, str, str, int], dict[str, float | None]] = {}
     for r in summary["results"]:
@@ -357,7 +362,7 @@ def write_tensorboard_views(
         final: dict[str, float | None] = {"mean_reward": float(run.curve.f[-1])}
         final.update(per_seed.get((i["pair"], i["algo"], i["method"], int(i["seed"])), {}))
         view = views / run.dir.relative_to(root)
-        write_run_views(view, i, run.curve.t, run.curve.f, final)
+        write_run_views(view, i, run.curve.t, run.curve.f, final, str(spec.get("name") or ""))
         written.add(view)
     bands = arm_bands(runs) if bands is None else bands
     for (pair, algo, method), band in bands.items():
@@ -369,11 +374,5 @@ def write_tensorboard_views(
     if not done:
         (views / REPORT_EVENTS).unlink(missing_ok=True)
         return views
-    values = {k: sorted({i[k] for i in done}) for k in ("pair", "algo", "method", "seed")}
-    write_layout(
-        views,
-        sorted(bands),
-        values,
-        ("mean_reward", *FINAL_METRICS),
-    )
+    write_layout(views, sorted(bands))
     return views

@@ -20,7 +20,13 @@ import numpy as np
 
 from rl_transfer.io import atomic_write
 from rl_transfer.metrics import normalized_area, total_time_exact
-from rl_transfer.reports.summary import Loaded, RunData, load_experiment
+from rl_transfer.reports.summary import (
+    Loaded,
+    RunData,
+    forward_transfer_file,
+    forward_transfer_pages,
+    load_experiment,
+)
 from rl_transfer.stats import iqm_band
 
 if TYPE_CHECKING:
@@ -303,10 +309,19 @@ def plot_curves(
     return written
 
 
-def forward_transfer_figure(summary: dict[str, Any]) -> Figure | None:
+def forward_transfer_figure(
+    summary: dict[str, Any], results: list[dict[str, Any]] | None = None, title: str = ""
+) -> Figure | None:
     """Interval chart: forward transfer IQM with its 95% interval per (pair, algo, method), in
-    target-only and total-time accounting; None when the summary has no result."""
-    results = summary["results"]
+    target-only and total-time accounting; None when there is no result.
+
+    Args:
+        summary: summary.json's content.
+        results: the comparisons to draw (one page: :func:`forward_transfer_pages`); default
+            every result of ``summary``.
+        title: added to the chart's title (``page 2 of 3``).
+    """
+    results = summary["results"] if results is None else results
     if not results:
         return None
     fig, axes = _figure(1, 1, (9, max(2.6, 1.2 + 0.6 * len(results))))
@@ -341,18 +356,28 @@ def forward_transfer_figure(summary: dict[str, Any]) -> Figure | None:
     ax.invert_yaxis()
     _label(
         ax,
-        "forward transfer per method and pair",
+        "forward transfer per method and pair" + (f" ({title})" if title else ""),
         "normalized forward transfer: IQM and 95% bootstrap interval (< 0: negative)",
         grid_axis="x",
     )
     return fig
 
 
-def plot_forward_transfer(root: Path, summary: dict[str, Any]) -> Path | None:
-    """Write :func:`forward_transfer_figure` as ``forward_transfer.png``; return its path (None
-    when the summary has no result, and nothing is written)."""
-    fig = forward_transfer_figure(summary)
-    return None if fig is None else _save(fig, root / "forward_transfer.png")
+def plot_forward_transfer(root: Path, summary: dict[str, Any]) -> list[Path]:
+    """Write :func:`forward_transfer_figure` page by page (:func:`forward_transfer_pages`: at
+    most 30 comparisons per image): ``forward_transfer.png``, then ``forward_transfer_<i>.png``;
+    pages of an earlier, larger report are removed. Return the paths written (none when the
+    summary has no result)."""
+    pages = forward_transfer_pages(summary["results"])
+    written = []
+    for i, page in enumerate(pages, start=1):
+        title = f"page {i} of {len(pages)}" if len(pages) > 1 else ""
+        fig = forward_transfer_figure(summary, page, title)
+        written.append(_save(fig, root / forward_transfer_file(i)))
+    for old in root.glob("forward_transfer_*.png"):
+        if old not in written and old.stem.removeprefix("forward_transfer_").isdigit():
+            old.unlink()
+    return written
 
 
 def run_scores(root: Path, loaded: Loaded | None = None) -> dict[str, list[float]]:

@@ -247,3 +247,48 @@ def test_compare_table_keeps_intervals_whole():
     assert all(line.count("[") == line.count("]") for line in lines)
     assert sum(line.count("[-0.0001234, -0.0001234]") for line in lines) == 4
     assert "lunarlander-heavy-e…" not in "\n".join(lines)  # long names fold, not cropped
+
+
+def test_plots_stay_bounded_for_30_pairs(tmp_path):
+    """30 pairs x 2 methods = 60 comparisons: the forward-transfer chart is cut into pages of at
+    most 30 rows, whole pairs together, each image of bounded height; report.md shows every page;
+    a smaller re-report removes the pages it no longer has. A curves figure of 6 methods wraps
+    at 4 side by side."""
+    from PIL import Image
+
+    from rl_transfer.reports.plots import MAX_COLUMNS, plot_forward_transfer
+    from rl_transfer.reports.summary import FORWARD_TRANSFER_ROWS, forward_transfer_pages
+
+    results = []
+    for k in range(30):
+        for method in ("policy", "value"):
+            e = _entry(method)
+            e["pair"] = f"pair-{k:02d}"
+            e["p_value"], e["p_value_adjusted"] = 0.5, 0.5
+            results.append(e)
+    summary = {"results": results}
+    pages = forward_transfer_pages(results)
+    assert [len(p) for p in pages] == [30, 30]
+    assert all(len({r["pair"] for r in p}) == 15 for p in pages)  # no pair split across pages
+    paths = plot_forward_transfer(tmp_path, summary)
+    assert [p.name for p in paths] == ["forward_transfer.png", "forward_transfer_2.png"]
+    heights = [Image.open(p).size[1] for p in paths]
+    assert max(heights) <= 90 * (1.2 + 0.6 * FORWARD_TRANSFER_ROWS) + 1
+    md = report_md(summary, {"name": "big"})
+    assert "(forward_transfer.png)" in md and "(forward_transfer_2.png)" in md
+    assert [p.name for p in plot_forward_transfer(tmp_path, {"results": results[:4]})] == [
+        "forward_transfer.png"
+    ]
+    assert not (tmp_path / "forward_transfer_2.png").exists()
+
+    grid = [0.0, 256.0, 512.0, 768.0]
+    methods = ["scratch", "a", "b", "c", "d", "e", "f"]
+    runs = [_run(m, s, grid, [20.0 + s, 50.0, 100.0, 200.0 + s]) for m in methods for s in (0, 1)]
+    spec = {"pairs": {"p": {"r_min": 9.0, "r_max": 500.0, "threshold": 475.0}}}
+    fig = curves_figure(spec, runs, "p", "ppo")
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 2 * 6 and MAX_COLUMNS == 4
+    assert fig.get_size_inches()[0] <= 5 * MAX_COLUMNS
+    titles = [ax.get_title() for ax in visible]
+    assert titles[:4] == [f"{m} vs scratch (target-only)" for m in "abcd"]
+    assert titles[4:8] == [f"{m} vs scratch (total-time)" for m in "abcd"]

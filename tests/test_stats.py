@@ -187,3 +187,23 @@ def test_sequential_holm_passes_a_rejection_share_on():
     both = sequential_holm_look({"a": strong, "b": mid}, 1, looks, 10, 0.05, 2, 0)
     assert both["a"].status == "positive" and both["b"].status == "positive"
     assert both["b"].level == pytest.approx(whole)
+
+
+def test_iqm_band_is_aggregate_at_every_step():
+    """The vectorized band (one bootstrap over all steps) gives at each step the IQM and the
+    interval stats.aggregate gives for that step's values: steps with spread, steps where every
+    run agrees (the interval closes on the value), and a single run (no interval: the IQM)."""
+    from rl_transfer.stats import aggregate, iqm_band
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 7, 20):
+        ys = rng.normal(100.0, 30.0, size=(n, 12))
+        ys[:, 0] = 9.5  # every run at the same value
+        centre, lo, hi = iqm_band(ys)
+        for j, col in enumerate(ys.T):
+            a = aggregate(list(col))
+            assert centre[j] == a.iqm
+            expected = a.ci if a.ci is not None else (a.iqm, a.iqm)
+            np.testing.assert_allclose([lo[j], hi[j]], expected, rtol=1e-12)
+        assert np.all(lo <= centre) and np.all(centre <= hi)
+        assert (n == 1) == bool(np.all(lo[1:] == hi[1:]))

@@ -31,6 +31,8 @@ from rl_transfer.reports.console import (
     table_rows,
 )
 from rl_transfer.reports.plots import (
+    Band,
+    arm_bands,
     curves_figure,
     plot_curves,
     plot_forward_transfer,
@@ -55,12 +57,14 @@ from rl_transfer.reports.tensorboard import REPORT_EVENTS, VIEWS_DIR, write_tens
 
 __all__ = [
     "ALPHA",
+    "Band",
     "REPORT_EVENTS",
     "TRANSFER_RATIO_FORM",
     "VERDICT_RULE",
     "VIEWS_DIR",
     "Loaded",
     "RunData",
+    "arm_bands",
     "compare_table",
     "curves_figure",
     "decision_line",
@@ -104,9 +108,10 @@ def write_reports(root: Path) -> dict[str, Any]:
     summary = summarize(root, loaded)
     Summary(**summary).write(root)
     write_text(root / "metrics.csv", metrics_csv(summary))
-    plot_curves(root, summary, loaded)
+    bands = arm_bands(loaded[1])  # every arm's IQM curve: the PNG and TensorBoard draw these
+    plot_curves(root, summary, loaded, bands)
     plot_forward_transfer(root, summary)
     plot_performance_profile(root, summary, loaded)
     write_text(root / "report.md", report_md(summary, spec))
-    write_tensorboard_views(root, summary, loaded)
+    write_tensorboard_views(root, summary, loaded, bands)
     return summary

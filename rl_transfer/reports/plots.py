@@ -11,7 +11,8 @@ written atomically (temporary name, then rename).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +20,14 @@ import numpy as np
 
 from rl_transfer.io import atomic_write
 from rl_transfer.metrics import normalized_area, total_time_exact
-from rl_transfer.reports.summary import Loaded, RunData, load_experiment
-from rl_transfer.stats import aggregate
+from rl_transfer.reports.summary import (
+    Loaded,
+    RunData,
+    forward_transfer_file,
+    forward_transfer_pages,
+    load_experiment,
+)
+from rl_transfer.stats import iqm_band
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -63,14 +70,65 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _band(ax: Axes, t: np.ndarray, ys: np.ndarray, label: str, color: str) -> None:
-    """IQM over runs and its 95% bootstrap band at each ``t``; ``ys`` shape [n_runs, len(t)]."""
-    aggs = [aggregate(list(col)) for col in np.asarray(ys).T]  # one bootstrap per step
-    centre = np.array([a.iqm for a in aggs])
-    lo = np.array([a.ci[0] if a.ci else a.iqm for a in aggs])
-    hi = np.array([a.ci[1] if a.ci else a.iqm for a in aggs])
-    ax.plot(t, centre, color=color, label=f"{label} (n={len(ys)})")
-    ax.fill_between(t, lo, hi, color=color, alpha=0.2)
+@dataclass(frozen=True)
+class Band:
+    """An arm's aggregate learning curve: IQM over its seeds at each step of a grid and the 95%
+    percentile bootstrap band around it (:func:`rl_transfer.stats.iqm_band`).
+
+    Attributes:
+        t: the grid, shape [k] (target env steps; env steps, source included, on a total-time
+            axis).
+        iqm, lower, upper: mean evaluation return, shape [k] each; lower <= iqm <= upper.
+        n: seeds (runs) aggregated.
+    """
+
+    t: np.ndarray
+    iqm: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    n: int
+
+    @classmethod
+    def of(cls, t: np.ndarray, ys: np.ndarray) -> Band:
+        """The band of the curves ``ys`` (shape [n_runs, len(t)]) sampled at ``t``."""
+        centre, lo, hi = iqm_band(ys)
+        return cls(np.asarray(t, dtype=float), centre, lo, hi, len(ys))
+
+
+Arm = tuple[str, str, str]
+"""(pair, algo, method) of an arm; scratch is the arm ``method == "scratch"``."""
+
+
+def _draw_band(ax: Axes, band: Band, label: str, color: str) -> None:
+    ax.plot(band.t, band.iqm, color=color, label=f"{label} (n={band.n})")
+    ax.fill_between(band.t, band.lower, band.upper, color=color, alpha=0.2)
+
+
+def arm_bands(
+    runs: Sequence[RunData], groups: Iterable[tuple[str, str]] | None = None
+) -> dict[Arm, Band]:
+    """The target-only aggregate curve of every arm (scratch included) with a finished run: each
+    run's curve interpolated on its (pair, algo)'s grid (the first finished scratch run's
+    steps, as the metrics compare arms; else the first arm's first run's), then IQM and 95%
+    bootstrap band at each step. The curves PNG and the TensorBoard margin charts both draw
+    these.
+
+    Args:
+        runs: the experiment's runs (:func:`~rl_transfer.reports.summary.load_experiment`).
+        groups: (pair, algo) to compute (default: all).
+    """
+    arms = _arms(runs)
+    wanted = None if groups is None else set(groups)
+    grids: dict[tuple[str, str], np.ndarray] = {}
+    for pair, algo, method in sorted(arms, key=lambda arm: arm[2] != "scratch"):
+        grids.setdefault((pair, algo), arms[(pair, algo, method)][0].curve.t)
+    bands = {}
+    for (pair, algo, method), arm_runs in sorted(arms.items()):
+        if wanted is not None and (pair, algo) not in wanted:
+            continue
+        grid = grids[(pair, algo)]
+        bands[(pair, algo, method)] = Band.of(grid, np.stack([r.curve.at(grid) for r in arm_runs]))
+    return bands
 
 
 def total_time_points(
@@ -120,51 +178,79 @@ def _segment_label(runs: Sequence[RunData]) -> str:
     return f"source training ({how})"
 
 
-def _arms(runs: Sequence[RunData]) -> dict[tuple[str, str, str], list[RunData]]:
-    arms: dict[tuple[str, str, str], list[RunData]] = defaultdict(list)
+def _arms(runs: Sequence[RunData]) -> dict[Arm, list[RunData]]:
+    """Finished runs per arm, in the order of ``runs``."""
+    arms: dict[Arm, list[RunData]] = defaultdict(list)
     for run in runs:
         if run.curve is not None:
             arms[(run.info["pair"], run.info["algo"], run.info["method"])].append(run)
     return arms
 
 
-def curves_figure(spec: dict[str, Any], runs: Sequence[RunData], pair: str, algo: str) -> Figure:
-    """The curves chart of one (pair, algo): per method a column with the IQM curve and its 95%
-    bootstrap band beside scratch's, target-only (top row) and total-time (bottom row: the
-    source's segment over [0, t_src], drawn by :func:`total_time_points`).
+MAX_COLUMNS = 4
+"""Methods side by side in one curves PNG; more methods wrap onto further rows (two rows,
+target-only and total-time, per line of methods), so a figure stays at most 20 in wide."""
+
+
+def curves_figure(
+    spec: dict[str, Any],
+    runs: Sequence[RunData],
+    pair: str,
+    algo: str,
+    bands: dict[Arm, Band] | None = None,
+) -> Figure:
+    """The curves chart of one (pair, algo): per method a panel pair with the IQM curve and its
+    95% bootstrap band beside scratch's, target-only (upper panel: :func:`arm_bands`) and
+    total-time (lower panel: the source's segment over [0, t_src], drawn by
+    :func:`total_time_points`). At most :data:`MAX_COLUMNS` methods side by side; more wrap.
 
     Args:
         spec: experiment.yaml's content.
         runs: the experiment's runs (:func:`~rl_transfer.reports.summary.load_experiment`).
         pair, algo: which chart.
+        bands: :func:`arm_bands`' result, to save computing it again.
 
     Raises:
         ValueError: (pair, algo) has no finished scratch run or no finished transfer run.
     """
-    arms = _arms(runs)
+    return _curves_figure(spec, _arms(runs), pair, algo, bands)
+
+
+def _curves_figure(
+    spec: dict[str, Any],
+    arms: dict[Arm, list[RunData]],
+    pair: str,
+    algo: str,
+    bands: dict[Arm, Band] | None,
+) -> Figure:
     methods = sorted(m for p, a, m in arms if (p, a) == (pair, algo) and m != "scratch")
-    scratch = [r.curve for r in arms.get((pair, algo, "scratch"), [])]
-    if not methods or not scratch:
+    if not methods or (pair, algo, "scratch") not in arms:
         raise ValueError(f"{pair} / {algo}: no finished scratch and transfer runs to draw")
-    fig, axes = _figure(2, len(methods), (5 * len(methods), 7))
-    grid = scratch[0].t
+    if bands is None or (pair, algo, "scratch") not in bands:
+        bands = arm_bands([r for m in ("scratch", *methods) for r in arms[(pair, algo, m)]])
+    ncols = min(len(methods), MAX_COLUMNS)
+    lines = -(-len(methods) // ncols)
+    fig, axes = _figure(2 * lines, ncols, (5 * ncols, 3.5 * 2 * lines))
+    scratch = bands[(pair, algo, "scratch")]
+    grid = scratch.t
     r_min = spec["pairs"][pair]["r_min"]
     threshold = (
         spec["threshold"] if spec.get("threshold") is not None else spec["pairs"][pair]["threshold"]
     )
-    for col, method in enumerate(methods):
+    for k, method in enumerate(methods):
         method_runs = arms[(pair, algo, method)]
+        line, col = divmod(k, ncols)
         for row, total in enumerate((False, True)):
-            ax = axes[row][col]
+            ax = axes[2 * line + row][col]
             shift = (
                 float(np.median([int(r.info.get("source_steps", 0)) for r in method_runs]))
                 if total
                 else 0.0
             )
-            _band(ax, grid, np.stack([c.at(grid) for c in scratch]), "scratch", "tab:gray")
+            _draw_band(ax, scratch, "scratch", "tab:gray")
             if shift > 0:
                 t, ys = total_time_points(method_runs, grid, shift, r_min)
-                _band(ax, t, ys, method, "tab:blue")
+                _draw_band(ax, Band.of(t, ys), method, "tab:blue")
                 ax.axvspan(
                     0,
                     min(shift, float(grid[-1])),
@@ -173,8 +259,7 @@ def curves_figure(spec: dict[str, Any], runs: Sequence[RunData], pair: str, algo
                     label=_segment_label(method_runs),
                 )
             else:
-                ys = np.stack([r.curve.at(grid) for r in method_runs])
-                _band(ax, grid, ys, method, "tab:blue")
+                _draw_band(ax, bands[(pair, algo, method)], method, "tab:blue")
             ax.axhline(threshold, color="tab:red", ls="--", lw=1, label="threshold")
             _label(
                 ax,
@@ -183,38 +268,60 @@ def curves_figure(spec: dict[str, Any], runs: Sequence[RunData], pair: str, algo
                 "mean evaluation return",
                 legend_loc="lower right",
             )
+    for k in range(len(methods), lines * ncols):  # the last line's empty places
+        line, col = divmod(k, ncols)
+        axes[2 * line][col].set_visible(False)
+        axes[2 * line + 1][col].set_visible(False)
     fig.suptitle(f"{pair} / {algo}: IQM over seeds, 95% bootstrap band")
     return fig
 
 
-def plot_curves(root: Path, summary: dict[str, Any], loaded: Loaded | None = None) -> list[Path]:
+def plot_curves(
+    root: Path,
+    summary: dict[str, Any],
+    loaded: Loaded | None = None,
+    bands: dict[Arm, Band] | None = None,
+) -> list[Path]:
     """Write one PNG per (pair, algo) with finished scratch and transfer runs,
-    ``curves_<pair>_<algo>.png`` (:func:`curves_figure`); return the paths written.
+    ``curves_<pair>_<algo>.png`` (:func:`curves_figure`); return the paths written. Each
+    figure holds one (pair, algo): the number of panels per image is bounded by the methods of
+    the study, whatever the number of pairs, algorithms and seeds.
 
     Args:
         root: the experiment folder.
         summary: its summary (unused; kept for a uniform signature with the other plots).
         loaded: :func:`~rl_transfer.reports.summary.load_experiment`'s result, to save reading
             the folder again.
+        bands: :func:`arm_bands`' result, to save computing it again.
     """
     spec, runs = loaded or load_experiment(root)
     arms = _arms(runs)
+    bands = arm_bands(runs) if bands is None else bands
+    methods: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for p, a, m in arms:
+        methods[(p, a)].add(m)
     written = []
-    for pair, algo in sorted({(p, a) for p, a, _ in arms}):
-        has_scratch = (pair, algo, "scratch") in arms
-        if not has_scratch or not any(
-            (p, a) == (pair, algo) and m != "scratch" for p, a, m in arms
-        ):
+    for (pair, algo), present in sorted(methods.items()):
+        if "scratch" not in present or len(present) < 2:
             continue
-        fig = curves_figure(spec, runs, pair, algo)
+        fig = _curves_figure(spec, arms, pair, algo, bands)
         written.append(_save(fig, root / f"curves_{pair}_{algo}.png"))
     return written
 
 
-def forward_transfer_figure(summary: dict[str, Any]) -> Figure | None:
+def forward_transfer_figure(
+    summary: dict[str, Any], results: list[dict[str, Any]] | None = None, title: str = ""
+) -> Figure | None:
     """Interval chart: forward transfer IQM with its 95% interval per (pair, algo, method), in
-    target-only and total-time accounting; None when the summary has no result."""
-    results = summary["results"]
+    target-only and total-time accounting; None when there is no result.
+
+    Args:
+        summary: summary.json's content.
+        results: the comparisons to draw (one page: :func:`forward_transfer_pages`); default
+            every result of ``summary``.
+        title: added to the chart's title (``page 2 of 3``).
+    """
+    results = summary["results"] if results is None else results
     if not results:
         return None
     fig, axes = _figure(1, 1, (9, max(2.6, 1.2 + 0.6 * len(results))))
@@ -249,18 +356,28 @@ def forward_transfer_figure(summary: dict[str, Any]) -> Figure | None:
     ax.invert_yaxis()
     _label(
         ax,
-        "forward transfer per method and pair",
+        "forward transfer per method and pair" + (f" ({title})" if title else ""),
         "normalized forward transfer: IQM and 95% bootstrap interval (< 0: negative)",
         grid_axis="x",
     )
     return fig
 
 
-def plot_forward_transfer(root: Path, summary: dict[str, Any]) -> Path | None:
-    """Write :func:`forward_transfer_figure` as ``forward_transfer.png``; return its path (None
-    when the summary has no result, and nothing is written)."""
-    fig = forward_transfer_figure(summary)
-    return None if fig is None else _save(fig, root / "forward_transfer.png")
+def plot_forward_transfer(root: Path, summary: dict[str, Any]) -> list[Path]:
+    """Write :func:`forward_transfer_figure` page by page (:func:`forward_transfer_pages`: at
+    most 30 comparisons per image): ``forward_transfer.png``, then ``forward_transfer_<i>.png``;
+    pages of an earlier, larger report are removed. Return the paths written (none when the
+    summary has no result)."""
+    pages = forward_transfer_pages(summary["results"])
+    written = []
+    for i, page in enumerate(pages, start=1):
+        title = f"page {i} of {len(pages)}" if len(pages) > 1 else ""
+        fig = forward_transfer_figure(summary, page, title)
+        written.append(_save(fig, root / forward_transfer_file(i)))
+    for old in root.glob("forward_transfer_*.png"):
+        if old not in written and old.stem.removeprefix("forward_transfer_").isdigit():
+            old.unlink()
+    return written
 
 
 def run_scores(root: Path, loaded: Loaded | None = None) -> dict[str, list[float]]:

@@ -338,6 +338,34 @@ def plain_line(entry: dict[str, Any]) -> str:
     return f"{who} " + "; ".join(parts) + "."
 
 
+FORWARD_TRANSFER_ROWS = 30
+"""Comparisons per forward-transfer chart: a study with more gets several pages (whole
+(pair, algo) groups together where they fit), so every image stays readable."""
+
+
+def forward_transfer_pages(results: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """summary.json's results cut into the pages of the forward-transfer chart: in order, at most
+    :data:`FORWARD_TRANSFER_ROWS` per page, a (pair, algo) group kept on one page when it fits
+    on one. Page 1 is ``forward_transfer.png``, page i > 1 ``forward_transfer_<i>.png``
+    (:func:`forward_transfer_file`); no result, no page."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        groups[(r["pair"], r["algo"])].append(r)
+    pages: list[list[dict[str, Any]]] = []
+    for entries in groups.values():
+        if pages and len(pages[-1]) + len(entries) <= FORWARD_TRANSFER_ROWS:
+            pages[-1].extend(entries)
+            continue
+        for i in range(0, len(entries), FORWARD_TRANSFER_ROWS):
+            pages.append(list(entries[i : i + FORWARD_TRANSFER_ROWS]))
+    return pages
+
+
+def forward_transfer_file(page: int) -> str:
+    """The file name of page ``page`` (from 1) of the forward-transfer chart."""
+    return "forward_transfer.png" if page == 1 else f"forward_transfer_{page}.png"
+
+
 def report_md(summary: dict[str, Any], spec: dict[str, Any]) -> str:
     """report.md's text: the verdict rule and family, then per (pair, algo) one plain line per
     method, one table of every method, one table per method (target-only and total-time) and
@@ -402,12 +430,10 @@ def report_md(summary: dict[str, Any], spec: dict[str, Any]) -> str:
             lines.append("")
         lines.append(f"![learning curves](curves_{pair}_{algo}.png)")
         lines.append("")
-    lines += [
-        "## Forward transfer per method and pair",
-        "",
-        "![forward transfer](forward_transfer.png)",
-        "",
-    ]
+    lines += ["## Forward transfer per method and pair", ""]
+    pages = forward_transfer_pages(summary["results"])
+    for i in range(1, len(pages) + 1):
+        lines += [f"![forward transfer]({forward_transfer_file(i)})", ""]
     if len({r["pair"] for r in summary["results"]}) > 1:
         lines += [
             "## Performance profile",

@@ -6,13 +6,26 @@ training owns)::
     <exp>/report_views/events.out.tfevents.report          Custom Scalars layout, HParams summary
     <exp>/report_views/<pair>/<algo>/<method>/seed_<k>/events.out.tfevents.report
                                                            compare/<pair>/<algo>, final/*, hparams
+    <exp>/report_views/<pair>/<algo>/<method>/iqm/events.out.tfevents.report
+                                                           iqm/<pair>/<algo>/<method>[/lower|/upper]
 
 so ``tensorboard --logdir <exp>`` shows, beside each training run ``<pair>/<algo>/<method>/
-seed_<k>``, its report run ``report_views/<pair>/<algo>/<method>/seed_<k>``:
+seed_<k>``, its report run ``report_views/<pair>/<algo>/<method>/seed_<k>``, and per arm
+(every method and scratch) one aggregate run ``report_views/<pair>/<algo>/<method>/iqm``:
 
-- Custom Scalars: one chart per (pair, algo) holding every method and seed, from the tag
-  ``compare/<pair>/<algo>`` that each report run carries (its evaluation curve).
-- HParams: each report run lists pair, algo, method, seed and its final metrics (``final/*``).
+- Custom Scalars, category "transfer vs scratch: IQM over seeds, 95% bootstrap band": one
+  margin chart per (pair, algo) with one series per arm, scratch first: the IQM over seeds of
+  the evaluation curve at each step of scratch's evaluation grid, with its 95% percentile
+  bootstrap band, the very numbers the curves PNG draws
+  (:func:`rl_transfer.reports.plots.arm_bands`, :func:`rl_transfer.stats.iqm_band`).
+- Custom Scalars, category "transfer vs scratch: every seed" (collapsed): one chart per
+  (pair, algo) holding every method and seed, from the tag ``compare/<pair>/<algo>`` that each
+  per-seed report run carries (its evaluation curve).
+- HParams: each per-seed report run is a session with hparams experiment (its name), pair,
+  algo, method, seed and its final metrics (``final/*``) as metric columns. The experiment
+  summary at the root is the same for every experiment (hparam names and types, the metric
+  columns, no domains of values), so with ``tensorboard --logdir`` over a folder of several
+  experiments, whichever summary TensorBoard reads lists every session of every experiment.
 
 Each view is one events file with a fixed name (``events.out.tfevents.report``), replaced
 atomically on every report, so re-reporting never duplicates points; views of runs no longer
@@ -29,6 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rl_transfer.reports.plots import Band, arm_bands
 from rl_transfer.reports.summary import Loaded, load_experiment
 
 VIEWS_DIR = "report_views"
@@ -45,9 +59,20 @@ FINAL_METRICS = (
 """summary.json metrics shown per run as ``final/<name>`` (beside ``final/mean_reward``)."""
 
 
+AGGREGATE_RUN = "iqm"
+"""The folder name, beside an arm's ``seed_<k>`` report runs, of its aggregate curve's run."""
+
+
 def compare_tag(pair: str, algo: str) -> str:
     """The tag under which every report run of (pair, algo) repeats its evaluation curve."""
     return f"compare/{pair}/{algo}"
+
+
+def iqm_tags(pair: str, algo: str, method: str) -> tuple[str, str, str]:
+    """The tags of an arm's aggregate curve: (IQM, lower, upper end of its 95% bootstrap band),
+    ``iqm/<pair>/<algo>/<method>`` and that with ``/lower`` and ``/upper``."""
+    value = f"iqm/{pair}/{algo}/{method}"
+    return value, f"{value}/lower", f"{value}/upper"
 
 
 def views_dir(root: Path) -> Path:
@@ -87,34 +112,43 @@ def _plugin_summary(tag: str, plugin: str, content: bytes = b"", tensor: Any = N
     return Summary(value=[Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
 
 
-def _hparams(
-    values: Mapping[str, Any], metrics: Iterable[str], discrete: Mapping[str, list[Any]] | None
-) -> tuple[Any, Any, Any]:
+HPARAMS: dict[str, str] = {
+    "experiment": "DATA_TYPE_STRING",
+    "pair": "DATA_TYPE_STRING",
+    "algo": "DATA_TYPE_STRING",
+    "method": "DATA_TYPE_STRING",
+    "seed": "DATA_TYPE_FLOAT64",
+}
+"""The hyperparameters of every report run's HParams session (``experiment``: experiment.yaml's
+``name``), with their type."""
+HPARAMS_METRICS = ("final/mean_reward", *(f"final/{m}" for m in FINAL_METRICS))
+"""The metric columns of the HParams dashboard."""
+
+
+def _hparams(values: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     """The HParams plugin's three summaries (experiment, session start, session end) for one
-    run's hyperparameter ``values`` (numbers or strings) and metric tags, as
-    ``torch.utils.tensorboard.summary.hparams`` builds them."""
-    from google.protobuf import struct_pb2
+    run's hyperparameter ``values`` (:data:`HPARAMS`), as ``torch.utils.tensorboard.summary.
+    hparams`` builds them.
+
+    The experiment summary is the same for every experiment, whatever its runs: the plugin
+    reads one experiment summary per ``--logdir`` (the first it finds) and filters every session
+    by it, so it names the hyperparameters and :data:`HPARAMS_METRICS` and no domain of values
+    (a domain from one experiment would hide the sessions of another whose pairs or methods lie
+    outside it). The dashboard then lists each session's own values."""
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-    infos, start = [], plugin_data_pb2.SessionStartInfo()
+    start = plugin_data_pb2.SessionStartInfo()
     for k, v in values.items():
-        kind, field = (
-            ("DATA_TYPE_STRING", "string_value")
-            if isinstance(v, str)
-            else ("DATA_TYPE_FLOAT64", "number_value")
-        )
-        setattr(start.hparams[k], field, v)
-        domain = None
-        if discrete and k in discrete:
-            domain = struct_pb2.ListValue(
-                values=[struct_pb2.Value(**{field: d}) for d in discrete[k]]
-            )
-        infos.append(
-            api_pb2.HParamInfo(name=k, type=api_pb2.DataType.Value(kind), domain_discrete=domain)
-        )
+        if HPARAMS[k] == "DATA_TYPE_STRING":
+            start.hparams[k].string_value = str(v)
+        else:
+            start.hparams[k].number_value = float(v)
     experiment = api_pb2.Experiment(
-        hparam_infos=infos,
-        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in metrics],
+        hparam_infos=[
+            api_pb2.HParamInfo(name=k, type=api_pb2.DataType.Value(kind))
+            for k, kind in HPARAMS.items()
+        ],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in HPARAMS_METRICS],
     )
     end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value("STATUS_SUCCESS"))
     version = metadata.PLUGIN_DATA_VERSION
@@ -130,30 +164,60 @@ def _hparams(
     )
 
 
-def _custom_scalars(layout: Mapping[str, Mapping[str, list[str]]]) -> Any:
-    """The Custom Scalars layout summary: category -> chart title -> tag regexes (multiline)."""
+def _custom_scalars(categories: Iterable[Any]) -> Any:
+    """The Custom Scalars layout summary holding ``categories`` (``layout_pb2.Category``)."""
     from tensorboard.compat.proto.tensor_pb2 import TensorProto
     from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
     from tensorboard.plugins.custom_scalar import layout_pb2
 
-    proto = layout_pb2.Layout(
-        category=[
-            layout_pb2.Category(
-                title=category,
-                chart=[
-                    layout_pb2.Chart(
-                        title=title, multiline=layout_pb2.MultilineChartContent(tag=tags)
-                    )
-                    for title, tags in charts.items()
-                ],
-            )
-            for category, charts in layout.items()
-        ]
-    )
+    proto = layout_pb2.Layout(category=list(categories))
     tensor = TensorProto(
         dtype="DT_STRING", string_val=[proto.SerializeToString()], tensor_shape=TensorShapeProto()
     )
     return _plugin_summary("custom_scalars__config__", "custom_scalars", tensor=tensor)
+
+
+AGGREGATE_CATEGORY = "transfer vs scratch: IQM over seeds, 95% bootstrap band"
+PER_SEED_CATEGORY = "transfer vs scratch: every seed"
+
+
+def layout_categories(arms: Iterable[tuple[str, str, str]]) -> list[Any]:
+    """The Custom Scalars categories for the arms (pair, algo, method) with an aggregate run:
+
+    1. :data:`AGGREGATE_CATEGORY`, open: one margin chart per (pair, algo), one series per arm
+       (scratch first, then the methods in order), each the arm's IQM curve with its band
+       (:func:`iqm_tags`);
+    2. :data:`PER_SEED_CATEGORY`, closed: one multiline chart per (pair, algo) of every seed's
+       curve (:func:`compare_tag`).
+    """
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    groups: dict[tuple[str, str], list[str]] = {}
+    for pair, algo, method in arms:
+        groups.setdefault((pair, algo), []).append(method)
+    margin, per_seed = [], []
+    for (pair, algo), methods in sorted(groups.items()):
+        order = sorted(set(methods), key=lambda m: (m != "scratch", m))
+        series = [
+            layout_pb2.MarginChartContent.Series(value=v, lower=lo, upper=hi)
+            for v, lo, hi in (iqm_tags(pair, algo, m) for m in order)
+        ]
+        margin.append(
+            layout_pb2.Chart(
+                title=f"{pair} / {algo}: eval/mean_reward, IQM and 95% band per method",
+                margin=layout_pb2.MarginChartContent(series=series),
+            )
+        )
+        per_seed.append(
+            layout_pb2.Chart(
+                title=f"{pair} / {algo}: eval/mean_reward, every method and seed",
+                multiline=layout_pb2.MultilineChartContent(tag=[f"^{compare_tag(pair, algo)}$"]),
+            )
+        )
+    return [
+        layout_pb2.Category(title=AGGREGATE_CATEGORY, chart=margin),
+        layout_pb2.Category(title=PER_SEED_CATEGORY, chart=per_seed, closed=True),
+    ]
 
 
 def _write_events(folder: Path, write: Callable[[_Events], None]) -> None:
@@ -177,6 +241,7 @@ def write_run_views(
     timesteps: Iterable[int],
     means: Iterable[float],
     final_metrics: Mapping[str, float | None],
+    experiment: str = "",
 ) -> None:
     """One run's report events: the ``compare/<pair>/<algo>`` curve and the hparams entry.
 
@@ -186,15 +251,16 @@ def write_run_views(
         info: its run.json content (pair, algo, method, seed).
         timesteps, means: its evaluation curve (target steps, mean return), shape [n_evals].
         final_metrics: ``final/<name>`` -> value (None values are left out).
+        experiment: the experiment's name (the ``experiment`` hparam).
     """
     tag = compare_tag(info["pair"], info["algo"])
     metrics = {f"final/{k}": float(v) for k, v in final_metrics.items() if v is not None}
-    hp = {k: info[k] for k in ("pair", "algo", "method", "seed")}
+    hp = {"experiment": experiment, **{k: info[k] for k in ("pair", "algo", "method", "seed")}}
 
     def write(w: _Events) -> None:
         for t, m in zip(timesteps, means):
             w.scalar(tag, float(m), int(t))
-        _, start, end = _hparams(hp, metrics, None)  # the experiment summary is at the root
+        _, start, end = _hparams(hp)  # the experiment summary is at the root
         w.summary(start)
         w.summary(end)
         for k, v in metrics.items():
@@ -203,33 +269,37 @@ def write_run_views(
     _write_events(view_dir, write)
 
 
-def write_layout(
-    views: Path,
-    groups: Iterable[tuple[str, str]],
-    hparam_values: Mapping[str, list[Any]],
-    metric_names: Iterable[str],
-) -> None:
-    """At the root of the views (``<exp>/report_views``): the Custom Scalars layout (one chart per
-    (pair, algo)) and the HParams experiment summary (hyperparameter domains and every
-    ``final/*`` metric).
+def write_aggregate_views(view_dir: Path, pair: str, algo: str, method: str, band: Band) -> None:
+    """An arm's aggregate run: its IQM curve and band under :func:`iqm_tags`, one point per step
+    of the grid.
+
+    Args:
+        view_dir: ``<exp>/report_views/<pair>/<algo>/<method>/iqm`` (created if missing).
+        pair, algo, method: the arm (``scratch`` included).
+        band: its aggregate curve (:func:`~rl_transfer.reports.plots.arm_bands`), target env
+            steps and mean return.
+    """
+    tags = iqm_tags(pair, algo, method)
+
+    def write(w: _Events) -> None:
+        for tag, values in zip(tags, (band.iqm, band.lower, band.upper)):
+            for t, v in zip(band.t, values):
+                w.scalar(tag, float(v), int(t))
+
+    _write_events(view_dir, write)
+
+
+def write_layout(views: Path, arms: Iterable[tuple[str, str, str]]) -> None:
+    """At the root of the views (``<exp>/report_views``): the Custom Scalars layout
+    (:func:`layout_categories`) and the HParams experiment summary (:func:`_hparams`: the same
+    in every experiment, so that every experiment's sessions show under one ``--logdir``).
 
     Args:
         views: the views folder (:func:`views_dir`).
-        groups: (pair, algo) of every chart.
-        hparam_values: ``pair``, ``algo``, ``method``, ``seed`` -> the values present, sorted.
-        metric_names: final metrics, without the ``final/`` prefix.
+        arms: (pair, algo, method) of every aggregate run.
     """
-    layout = {
-        "transfer vs scratch": {
-            f"{pair} / {algo}: eval/mean_reward, every method and seed": [
-                f"^{compare_tag(pair, algo)}$"
-            ]
-            for pair, algo in groups
-        }
-    }
-    example = {k: v[0] for k, v in hparam_values.items()}
-    discrete = {k: v for k, v in hparam_values.items() if all(isinstance(x, str) for x in v)}
-    experiment, _, _ = _hparams(example, [f"final/{m}" for m in metric_names], discrete)
+    layout = layout_categories(arms)
+    experiment, _, _ = _hparams({})
 
     def write(w: _Events) -> None:
         w.summary(_custom_scalars(layout))
@@ -239,8 +309,9 @@ def write_layout(
 
 
 def _remove_stale(views: Path, keep: set[Path]) -> None:
-    """Remove report folders of runs that are no longer finished (not in ``keep``)."""
-    for folder in views.glob("*/*/*/seed_*"):
+    """Remove report folders (per seed, aggregate) of runs no longer finished (not in
+    ``keep``)."""
+    for folder in (*views.glob("*/*/*/seed_*"), *views.glob(f"*/*/*/{AGGREGATE_RUN}")):
         if folder not in keep:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -253,22 +324,28 @@ def _remove_legacy(root: Path, run_dirs: Iterable[Path]) -> None:
 
 
 def write_tensorboard_views(
-    root: Path, summary: dict[str, Any], loaded: Loaded | None = None
+    root: Path,
+    summary: dict[str, Any],
+    loaded: Loaded | None = None,
+    bands: dict[tuple[str, str, str], Band] | None = None,
 ) -> Path:
     """Write the report's TensorBoard views of the experiment at ``root`` under
-    ``root/report_views`` (see the module's description): one report run per finished run, the
-    Custom Scalars layout and the HParams summary; views of runs no longer finished are removed.
+    ``root/report_views`` (see the module's description): one report run per finished run, one
+    aggregate run per arm (scratch included), the Custom Scalars layout and the HParams
+    summary; views of runs no longer finished are removed.
 
     Args:
         root: the experiment folder.
         summary: its summary (per-seed metrics for ``final/*``).
         loaded: :func:`~rl_transfer.reports.summary.load_experiment`'s result, to save reading
             the folder again.
+        bands: :func:`~rl_transfer.reports.plots.arm_bands`' result (the curves the PNG
+            draws), to save computing them again.
 
     Returns:
         The views folder, ``root/report_views``.
     """
-    _, runs = loaded or load_experiment(root)
+    spec, runs = loaded or load_experiment(root)
     views = views_dir(root)
     per_seed: dict[tuple[str, str, str, int], dict[str, float | None]] = {}
     for r in summary["results"]:
@@ -285,18 +362,17 @@ def write_tensorboard_views(
         final: dict[str, float | None] = {"mean_reward": float(run.curve.f[-1])}
         final.update(per_seed.get((i["pair"], i["algo"], i["method"], int(i["seed"])), {}))
         view = views / run.dir.relative_to(root)
-        write_run_views(view, i, run.curve.t, run.curve.f, final)
+        write_run_views(view, i, run.curve.t, run.curve.f, final, str(spec.get("name") or ""))
+        written.add(view)
+    bands = arm_bands(runs) if bands is None else bands
+    for (pair, algo, method), band in bands.items():
+        view = views / pair / algo / method / AGGREGATE_RUN
+        write_aggregate_views(view, pair, algo, method, band)
         written.add(view)
     _remove_stale(views, written)
     done = [r.info for r in runs if r.curve is not None]
     if not done:
         (views / REPORT_EVENTS).unlink(missing_ok=True)
         return views
-    values = {k: sorted({i[k] for i in done}) for k in ("pair", "algo", "method", "seed")}
-    write_layout(
-        views,
-        sorted({(i["pair"], i["algo"]) for i in done}),
-        values,
-        ("mean_reward", *FINAL_METRICS),
-    )
+    write_layout(views, sorted(bands))
     return views

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY, cli, read_json
+from conftest import ONE_SEED, TINY, cli, read_json
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.cluster
@@ -246,3 +246,33 @@ def test_a_cluster_without_the_token_is_one_error_line(cluster, tmp_path):
     assert proc.stderr.startswith(f"error: --ray-address {cluster.address}: cannot connect")
     assert "RAY_AUTH_TOKEN" in proc.stderr
     assert not (cluster.hidden / "exp").exists()  # nothing written
+
+
+def test_without_an_address_a_stray_local_ray_is_left_alone(tmp_path):
+    """A Ray already running on the machine (recorded in Ray's temporary folder, where a bare
+    ``ray.init()`` would attach to it) is not used: the study starts a Ray of its own."""
+    problem = _unshare_problem()
+    if problem:
+        pytest.skip(problem)
+    record = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    if record.exists():
+        pytest.skip(f"{record} exists: a Ray cluster of someone else's is recorded here")
+    stray = Cluster(tmp_path / "unused", tmp_path)
+    stray.head = stray._start(
+        [*NS, RAY, "start", "--head", f"--port={stray.port}", "--num-cpus=1", "--block"],
+        "stray.log",
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not record.exists():
+            assert stray.head.poll() is None, (tmp_path / "stray.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "stray.log").read_text()
+            time.sleep(0.2)
+        env = {**stray.env, "RAY_gcs_server_port_wait_time_s": "3"}
+        proc = cli("run", *ONE_SEED, "--backend", "ray", "--out", "exp", cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert read_json(tmp_path / "exp" / "summary.json")["results"]
+    finally:
+        stray.stop()
+        record.unlink(missing_ok=True)

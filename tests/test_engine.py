@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, cli, read_json
+from conftest import ONE_SEED, TINY, cli, read_json
 
 from rl_transfer.errors import FolderLockedError
 from rl_transfer.runner import FolderLock
@@ -448,3 +448,58 @@ def test_source_model_from_elsewhere_is_the_starting_point(tiny_experiment, tmp_
         assert read_json(run / "run.json")["source_steps"] == 512
     (imported,) = [p for p in (tmp_path / "sources").iterdir() if not p.name.startswith(".")]
     assert read_json(imported / "run.json")["imported_from"] == str(src / "model.zip")
+
+
+def test_runs_that_leave_no_result_are_named_and_fail_the_study(tmp_path, monkeypatch):
+    """A result lost between a worker and the experiment folder (what a shared-filesystem
+    cluster used to do silently) ends the study with MissingRunsError naming the run, after the
+    reports of the others; the same call then runs it again."""
+    import rl_transfer.experiment as experiment_mod
+    from rl_transfer import Experiment
+    from rl_transfer.errors import MissingRunsError
+
+    real = experiment_mod.execute_local
+
+    def losing(jobs, *args, **kwargs):  # the real execution, then one result lost
+        runs = real(jobs, *args, **kwargs)
+        lost = next(t for t in jobs.targets if t.method == "value")
+        (lost.dir / "run.json").unlink()
+        return runs
+
+    monkeypatch.setattr(experiment_mod, "execute_local", losing)
+    spec = dict(
+        pairs=["cartpole-long-pole"],
+        algo="ppo",
+        methods=["value"],
+        seeds=1,
+        source_steps=256,
+        target_steps=256,
+        eval_every=256,
+        eval_episodes=2,
+        workers=1,
+        out=tmp_path / "exp",
+        source_cache=tmp_path / "src",
+    )
+    with pytest.raises(MissingRunsError, match="1 run.s. started and left no result") as err:
+        Experiment(quiet=True, **spec).run()
+    assert "cartpole-long-pole/ppo/value/seed_0" in str(err.value)
+    assert err.value.exit_code == 9
+    assert (tmp_path / "exp" / "summary.json").is_file()  # the reports of the runs that are there
+    monkeypatch.setattr(experiment_mod, "execute_local", real)
+    result = Experiment(quiet=True, **spec).run()
+    assert result.reused == 1 and not result.failed  # scratch reused, value run again
+
+
+@pytest.mark.parametrize(
+    "address, says",
+    [("127.0.0.1:1", "no Ray cluster answers"), ("head-node", "expected HOST:PORT")],
+)
+def test_a_ray_address_without_a_cluster_is_one_error_line(tmp_path, address, says):
+    pytest.importorskip("ray")
+    proc = cli(
+        "run", *ONE_SEED, "--backend", "ray", "--ray-address", address, "--out", "exp", cwd=tmp_path
+    )
+    assert proc.returncode == 5, proc.stderr
+    assert proc.stderr.startswith(f"error: --ray-address {address}: {says}")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "exp").exists()

@@ -98,25 +98,21 @@ def unpack(files: Mapping[str, np.ndarray], folder: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def unpack_once(files: Mapping[str, np.ndarray], folder: Path) -> None:
-    """Unpack a finished run's bundle into ``folder`` unless a finished run is already there
-    (another task on this node unpacked it first): concurrent callers on one node write the
-    files once between them, apart from races, in which one copy is kept."""
+def unpack_once(files: Mapping[str, np.ndarray], folder: Path) -> bool:
+    """Unpack a finished run's bundle into ``folder`` unless a finished run is already there.
+    Concurrent callers on one node take turns on a lock file beside the folder
+    (``fcntl.flock``), so the first writes the files and the others find them. Returns whether
+    this call wrote them."""
+    import fcntl
+
     folder = Path(folder)
-    if run_status(folder) == "done":
-        return
-    tmp = _building(folder)
-    shutil.rmtree(tmp, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    _write_tree(files, tmp)
-    try:
-        os.rename(tmp, folder)
-    except OSError:  # another task of this node was first, or a stale unfinished copy
+    with open(folder.parent / f".{folder.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if run_status(folder) == "done":
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        shutil.rmtree(folder, ignore_errors=True)
-        os.rename(tmp, folder)
+            return False
+        unpack(files, folder)  # replaces a copy left unfinished
+        return True
 
 
 __all__ = ["Bundle", "n_bytes", "pack", "unpack", "unpack_once"]

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import cli, read_json, run_exp
+from conftest import cli_forked, read_json, run_exp
 
 from agents import ADAPTERS, get_adapter
 from envs import get_pair
@@ -108,14 +108,19 @@ def test_every_supported_cell_runs_through_the_cli(tmp_path, algo, pair):
 
 
 def test_unsupported_method_is_refused_before_anything_runs(tmp_path):
-    proc = run_exp(
-        tmp_path,
+    proc = cli_forked(
+        "run",
         "--pair",
         "pendulum-heavy",
         "--algo",
         "sac",
         "--methods",
         "policy,feature",
+        "--out",
+        "exp",
+        "--source-cache",
+        "src",
+        cwd=tmp_path,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
@@ -162,7 +167,7 @@ def test_unsupported_method_is_refused_before_anything_runs(tmp_path):
     ],
 )
 def test_bad_method_args_one_line_exit_2(tmp_path, args, message):
-    proc = cli("run", *args, "--out", "exp", "--source-cache", "src", cwd=tmp_path)
+    proc = cli_forked("run", *args, "--out", "exp", "--source-cache", "src", cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr

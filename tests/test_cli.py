@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY, cli, read_json, run_exp
+from conftest import TINY, cli, cli_forked, read_json, run_exp
 
 from rl_transfer.comparison import metric_keys
 from rl_transfer.evaluation import Evaluator
@@ -224,7 +224,7 @@ def test_report_rebuilds_the_same_summary(tiny_experiment, tmp_path):
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, message):
-    proc = cli("run", *args, "--source-cache", "src", cwd=tmp_path)
+    proc = cli_forked("run", *args, "--source-cache", "src", cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
@@ -234,7 +234,7 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, args, message):
 
 
 def test_out_with_results_is_refused(tiny_experiment, tmp_path):
-    proc = cli("run", "--out", str(tiny_experiment), "--source-cache", "src", cwd=tmp_path)
+    proc = cli_forked("run", "--out", str(tiny_experiment), "--source-cache", "src", cwd=tmp_path)
     assert proc.returncode == 2
     assert "already holds results" in proc.stderr and str(tiny_experiment) in proc.stderr
 
@@ -650,11 +650,11 @@ def test_an_experiment_yaml_with_method_args_still_resumes(tmp_path):
 
 def test_a_yaml_syntax_error_names_file_line_and_column(tmp_path):
     (tmp_path / "study.yaml").write_text("seeds: 2\nmethods: [policy\n")
-    proc = cli("run", "study.yaml", "--source-cache", "src", cwd=tmp_path)
+    proc = cli_forked("run", "study.yaml", "--source-cache", "src", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: study.yaml:3:1: expected ',' or ']'"), proc.stderr
     (tmp_path / "bad.yaml").write_text("pairs:\n  - name: x\n    source: a\n     b: c\n")
-    proc = cli("pairs", "--pairs-file", "bad.yaml", cwd=tmp_path)
+    proc = cli_forked("pairs", "--pairs-file", "bad.yaml", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: bad.yaml:4:7: mapping values are not allowed"), (
         proc.stderr
@@ -759,7 +759,7 @@ def test_names_that_would_leave_the_experiment_folder_are_refused(tmp_path, args
     (tmp_path / "p.yaml").write_text(ESCAPING_PAIRS)
     work = tmp_path / "a" / "b"
     work.mkdir(parents=True)
-    proc = cli("run", *args, "--seeds", "2", cwd=work)
+    proc = cli_forked("run", *args, "--seeds", "2", cwd=work)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and proc.stderr.count("\n") == 1
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "p.yaml"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ONE_SEED, TINY, cli, read_json
+from conftest import ONE_SEED, TINY, cli, cli_forked, read_json
 
 from rl_transfer.errors import FolderLockedError
 from rl_transfer.runner import FolderLock
@@ -176,7 +176,9 @@ def test_source_model_of_other_spaces_is_refused_before_running(tmp_path):
     from stable_baselines3 import PPO
 
     PPO("MlpPolicy", "Acrobot-v1", n_steps=64, device="cpu").save(tmp_path / "acrobot.zip")
-    proc = cli("run", "--source-model", "acrobot.zip", "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
+    proc = cli_forked(
+        "run", "--source-model", "acrobot.zip", "--out", "exp", *ROOT_ARGS, cwd=tmp_path
+    )
     assert proc.returncode == 2
     assert "observation space" in proc.stderr and "differs from the source task" in proc.stderr
     assert not (tmp_path / "exp").exists()
@@ -210,7 +212,7 @@ def test_source_model_with_vecnormalize_statistics_brings_them_to_every_arm(tmp_
     in_force = spec.hyperparams_in_force(spec.pair_objects()[0], "ppo")
     for arm in ("scratch", "policy", "value"):
         assert in_force[arm]["normalize"] == {"norm_obs": True, "norm_reward": True}
-    proc = cli(
+    proc = cli_forked(
         "run",
         "--source-model",
         given,
@@ -231,7 +233,7 @@ def test_source_model_with_vecnormalize_statistics_brings_them_to_every_arm(tmp_
 def test_folder_lock_refuses_a_second_writer(tmp_path):
     exp = tmp_path / "exp"
     with FolderLock(exp):
-        proc = cli("run", *TINY, "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
+        proc = cli_forked("run", *TINY, "--out", "exp", *ROOT_ARGS, cwd=tmp_path)
     assert proc.returncode == FolderLockedError.exit_code
     assert proc.stderr.startswith("error: ") and "being written by another" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -300,7 +302,7 @@ def test_study_file_runs_and_flags_override_it(tmp_path):
 )
 def test_bad_study_file_one_line_exit_2(tmp_path, text, message):
     (tmp_path / "study.yaml").write_text(text)
-    proc = cli("run", "study.yaml", *ROOT_ARGS, cwd=tmp_path)
+    proc = cli_forked("run", "study.yaml", *ROOT_ARGS, cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
@@ -496,7 +498,7 @@ def test_runs_that_leave_no_result_are_named_and_fail_the_study(tmp_path, monkey
 )
 def test_a_ray_address_without_a_cluster_is_one_error_line(tmp_path, address, says):
     pytest.importorskip("ray")
-    proc = cli(
+    proc = cli_forked(
         "run", *ONE_SEED, "--backend", "ray", "--ray-address", address, "--out", "exp", cwd=tmp_path
     )
     assert proc.returncode == 5, proc.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ONE_SEED, cli, read_json, run_exp
+from conftest import ONE_SEED, cli_forked, read_json, run_exp
 
 from rl_transfer.errors import SpecError
 from rl_transfer.hyperparams import parse_value
@@ -380,7 +380,7 @@ def test_an_imported_models_architecture_builds_every_arm(tmp_path):
         np.testing.assert_array_equal(ev["results"][0], returns)
 
     # an override that contradicts the model is refused before anything runs
-    proc = cli(
+    proc = cli_forked(
         "run",
         *ONE_SEED,
         "--methods",
@@ -443,7 +443,7 @@ def test_another_algorithms_zip_is_refused_in_words(tmp_path):
     from stable_baselines3 import PPO
 
     PPO("MlpPolicy", "CartPole-v1", n_steps=32, device="cpu").save(tmp_path / "ppo.zip")
-    proc = cli(
+    proc = cli_forked(
         "run", *ONE_SEED, "--algo", "dqn", "--source-model", "ppo.zip", "--out", "e", cwd=tmp_path
     )
     assert proc.returncode == 2

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, cli, read_json, run_exp
+from conftest import TINY, cli_forked, read_json, run_exp
 
 import envs
 from agents import get_adapter
@@ -182,7 +182,9 @@ def test_replay_from_another_space_or_env_count_is_refused(tmp_path):
 
 
 def test_replay_is_refused_for_on_policy_algorithms(tmp_path):
-    proc = cli("run", "--methods", "replay", "--out", "exp", "--source-cache", "src", cwd=tmp_path)
+    proc = cli_forked(
+        "run", "--methods", "replay", "--out", "exp", "--source-cache", "src", cwd=tmp_path
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         "error: method 'replay' is not supported by ppo: it needs a replay buffer; "
@@ -389,7 +391,7 @@ def test_kickstart_pulls_the_student_toward_the_source(tmp_path):
 
 
 def test_kickstart_is_refused_for_off_policy_algorithms(tmp_path):
-    proc = cli("run", "--algo", "dqn", "--methods", "kickstart", "--out", "e", cwd=tmp_path)
+    proc = cli_forked("run", "--algo", "dqn", "--methods", "kickstart", "--out", "e", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         "error: method 'kickstart' is not supported by dqn: it needs an on-policy actor-critic "

@@ -6,7 +6,7 @@ import sys
 import textwrap
 
 import numpy as np
-from conftest import cli, read_json, run_exp
+from conftest import cli, cli_forked, read_json, run_exp
 
 PAIRS_YAML = """\
 pairs:
@@ -58,7 +58,7 @@ def test_default_pairs_folder_is_loaded(tmp_path):
 def test_bad_pairs_file_is_one_line_naming_file_and_pair(tmp_path):
     bad = PAIRS_YAML.replace("masscart: 2.0", "mascart: 2.0")
     (tmp_path / "bad.yaml").write_text(bad)
-    proc = cli("run", "--pairs-file", "bad.yaml", "--out", "exp", cwd=tmp_path)
+    proc = cli_forked("run", "--pairs-file", "bad.yaml", "--out", "exp", cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(

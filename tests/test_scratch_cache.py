@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import cli, read_json
+from conftest import cli_forked, read_json
 
 import envs
 from rl_transfer import records
@@ -175,7 +175,7 @@ def test_linking_copies_the_files_across_filesystems(tmp_path):
 
 def test_a_scratch_cache_that_cannot_be_a_folder_is_one_error_line(tmp_path):
     (tmp_path / "f").write_text("")
-    proc = cli("run", "--scratch-cache", "f/cache", "--out", "exp", cwd=tmp_path)
+    proc = cli_forked("run", "--scratch-cache", "f/cache", "--out", "exp", cwd=tmp_path)
     assert proc.returncode == 2
     assert (
         proc.stderr

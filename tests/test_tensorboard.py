@@ -8,7 +8,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import cli
+from conftest import cli, cli_forked
 
 from rl_transfer.reports import REPORT_EVENTS, VIEWS_DIR
 from rl_transfer.reports.tensorboard import compare_tag
@@ -118,7 +118,7 @@ def test_report_rewrites_not_duplicates_tensorboard_views(tiny_experiment, tmp_p
 
 
 def test_tensorboard_command_refuses_a_non_experiment(tmp_path):
-    proc = cli("tensorboard", str(tmp_path), cwd=tmp_path)
+    proc = cli_forked("tensorboard", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.startswith("error: ")
 
 

@@ -150,14 +150,18 @@ class Cluster:
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
-@pytest.fixture
-def cluster(tmp_path):
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One cluster for the module's tests (each writes under a folder of its own in
+    ``hidden``); the node-failure test, which replaces the worker node, is the last to use it,
+    and the test of a stray local Ray runs before it starts."""
     problem = _unshare_problem()
     if problem:
         pytest.skip(problem)
-    hidden = tmp_path / "hidden"
+    logs = tmp_path_factory.mktemp("cluster")
+    hidden = logs / "hidden"
     hidden.mkdir()
-    c = Cluster(hidden, tmp_path)
+    c = Cluster(hidden, logs)
     try:
         c.start_head()
         c.start_worker()
@@ -166,7 +170,12 @@ def cluster(tmp_path):
         c.stop()
 
 
-def _args(c: Cluster) -> list[str]:
+def _hidden(c: Cluster, tmp_path: Path) -> Path:
+    """This test's folder in the one the worker node cannot see."""
+    return c.hidden / tmp_path.name
+
+
+def _args(c: Cluster, tmp_path: Path) -> list[str]:
     return [
         *TINY,
         "--backend",
@@ -174,78 +183,14 @@ def _args(c: Cluster) -> list[str]:
         "--ray-address",
         c.address,
         "--out",
-        str(c.hidden / "exp"),
+        str(_hidden(c, tmp_path) / "exp"),
         "--source-cache",
-        str(c.hidden / "sources"),
+        str(_hidden(c, tmp_path) / "sources"),
     ]
 
 
 def _results(exp: Path):
     return read_json(exp / "summary.json")["results"]
-
-
-def test_a_study_on_nodes_that_cannot_see_the_driver_files(cluster, tiny_experiment, tmp_path):
-    proc = cli("run", *_args(cluster), cwd=tmp_path, env=cluster.env)
-    assert proc.returncode == 0, proc.stderr
-    exp = cluster.hidden / "exp"
-    # the worker node ran every task (the head has no CPU) and saw none of the driver's files
-    assert cluster.worker_sees(cluster.hidden) == []
-    # the driver wrote every run, in the local backend's layout, with the same results
-    assert _results(exp) == _results(tiny_experiment)
-    local = sorted(p.relative_to(tiny_experiment) for p in tiny_experiment.rglob("run.json"))
-    assert sorted(p.relative_to(exp) for p in exp.rglob("run.json")) == local
-    for run in exp.glob("*/*/*/seed_*"):
-        assert read_json(run / "run.json")["status"] == "done"
-        assert (run / "model.zip").is_file() and (run / "evaluations.npz").is_file()
-    # sources landed in the driver's cache, and transfer reports name the driver's folders
-    sources = cluster.hidden / "sources"
-    report = read_json(exp / "cartpole-long-pole/ppo/value/seed_0/transfer_report.json")
-    assert Path(report["source"]["dir"]).parent == sources
-    assert (Path(report["source"]["dir"]) / "model.zip").is_file()
-
-
-def test_a_study_survives_its_worker_node_dying(cluster, tiny_experiment, tmp_path):
-    with open(tmp_path / "driver.err", "w") as err:
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "rl_transfer.cli", "run", *_args(cluster)],
-            cwd=tmp_path,
-            env={**cluster.env, "PYTHONHASHSEED": "0"},
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        try:
-            exp = cluster.hidden / "exp"
-            deadline = time.monotonic() + 300
-            # the trigger is the study's own progress: the first target run written done
-            while not any(
-                read_json(p).get("status") == "done" for p in exp.glob("*/*/*/seed_*/run.json")
-            ):
-                assert driver.poll() is None, (tmp_path / "driver.err").read_text()
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            runs = list(exp.glob("*/*/*/seed_*/run.json"))
-            cluster.kill_worker()
-            cluster.start_worker()
-            assert driver.wait(timeout=300) == 0, (tmp_path / "driver.err").read_text()
-        finally:
-            if driver.poll() is None:
-                driver.kill()
-    assert len(runs) < 6  # runs were still going when the node died (2 seeds x 3 arms)
-    assert _results(exp) == _results(tiny_experiment)
-    assert all(read_json(p)["status"] == "done" for p in exp.glob("*/*/*/seed_*/run.json"))
-
-
-def test_a_cluster_without_the_token_is_one_error_line(cluster, tmp_path):
-    env = {k: v for k, v in cluster.env.items() if not k.startswith("RAY_AUTH")}
-    env["RAY_AUTH_MODE"] = "token"
-    env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # another cluster's token
-    env["RAY_gcs_server_port_wait_time_s"] = "3"  # Ray's connection attempts: 3, not 20
-    proc = cli("run", *_args(cluster), cwd=tmp_path, env=env)
-    assert proc.returncode == 5, proc.stderr
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
-    assert proc.stderr.startswith(f"error: --ray-address {cluster.address}: cannot connect")
-    assert "RAY_AUTH_TOKEN" in proc.stderr
-    assert not (cluster.hidden / "exp").exists()  # nothing written
 
 
 def test_without_an_address_a_stray_local_ray_is_left_alone(tmp_path):
@@ -276,3 +221,67 @@ def test_without_an_address_a_stray_local_ray_is_left_alone(tmp_path):
     finally:
         stray.stop()
         record.unlink(missing_ok=True)
+
+
+def test_a_study_on_nodes_that_cannot_see_the_driver_files(cluster, tiny_experiment, tmp_path):
+    proc = cli("run", *_args(cluster, tmp_path), cwd=tmp_path, env=cluster.env)
+    assert proc.returncode == 0, proc.stderr
+    exp = _hidden(cluster, tmp_path) / "exp"
+    # the worker node ran every task (the head has no CPU) and saw none of the driver's files
+    assert cluster.worker_sees(cluster.hidden) == []
+    # the driver wrote every run, in the local backend's layout, with the same results
+    assert _results(exp) == _results(tiny_experiment)
+    local = sorted(p.relative_to(tiny_experiment) for p in tiny_experiment.rglob("run.json"))
+    assert sorted(p.relative_to(exp) for p in exp.rglob("run.json")) == local
+    for run in exp.glob("*/*/*/seed_*"):
+        assert read_json(run / "run.json")["status"] == "done"
+        assert (run / "model.zip").is_file() and (run / "evaluations.npz").is_file()
+    # sources landed in the driver's cache, and transfer reports name the driver's folders
+    sources = _hidden(cluster, tmp_path) / "sources"
+    report = read_json(exp / "cartpole-long-pole/ppo/value/seed_0/transfer_report.json")
+    assert Path(report["source"]["dir"]).parent == sources
+    assert (Path(report["source"]["dir"]) / "model.zip").is_file()
+
+
+def test_a_cluster_without_the_token_is_one_error_line(cluster, tmp_path):
+    env = {k: v for k, v in cluster.env.items() if not k.startswith("RAY_AUTH")}
+    env["RAY_AUTH_MODE"] = "token"
+    env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # another cluster's token
+    env["RAY_gcs_server_port_wait_time_s"] = "3"  # Ray's connection attempts: 3, not 20
+    proc = cli("run", *_args(cluster, tmp_path), cwd=tmp_path, env=env)
+    assert proc.returncode == 5, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith(f"error: --ray-address {cluster.address}: cannot connect")
+    assert "RAY_AUTH_TOKEN" in proc.stderr
+    assert not _hidden(cluster, tmp_path).exists()  # nothing written
+
+
+def test_a_study_survives_its_worker_node_dying(cluster, tiny_experiment, tmp_path):
+    with open(tmp_path / "driver.err", "w") as err:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "rl_transfer.cli", "run", *_args(cluster, tmp_path)],
+            cwd=tmp_path,
+            env={**cluster.env, "PYTHONHASHSEED": "0"},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            exp = _hidden(cluster, tmp_path) / "exp"
+            deadline = time.monotonic() + 300
+            # the trigger is the study's own progress: the first target run written done
+            while not any(
+                read_json(p).get("status") == "done" for p in exp.glob("*/*/*/seed_*/run.json")
+            ):
+                assert driver.poll() is None, (tmp_path / "driver.err").read_text()
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            runs = list(exp.glob("*/*/*/seed_*/run.json"))
+            cluster.kill_worker()
+            cluster.start_worker()
+            assert driver.wait(timeout=300) == 0, (tmp_path / "driver.err").read_text()
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+    assert len(runs) < 6  # runs were still going when the node died (2 seeds x 3 arms)
+    assert _results(exp) == _results(tiny_experiment)
+    assert all(read_json(p)["status"] == "done" for p in exp.glob("*/*/*/seed_*/run.json"))

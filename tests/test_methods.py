@@ -14,14 +14,19 @@ from rl_transfer.methods.shaping import PotentialShaping
 
 @pytest.fixture(scope="module")
 def methods_experiment(tmp_path_factory):
+    """One tiny experiment (TINY's budgets, 2 seeds) with every method the tests below train."""
     root = tmp_path_factory.mktemp("methods")
     proc = run_exp(
         root,
         *TINY,
         "--methods",
-        "feature,shaping,policy+shaping",
+        "feature,shaping,policy+shaping,jsrl,kickstart",
         "--method-arg",
         "shaping.scale=0.5",
+        "--method-arg",
+        "jsrl.horizon=1000",
+        "--method-arg",
+        "kickstart.weight=5",
     )
     assert proc.returncode == 0, proc.stderr
     return root / "exp" / "cartpole-long-pole" / "ppo"
@@ -216,20 +221,11 @@ def test_jsrl_guide_takes_the_first_h_actions_and_they_count(tmp_path):
     assert env.take_guide_steps() == 5 and env.pending == 0
 
 
-def test_jsrl_run_counts_guide_steps_toward_t_and_stays_in_the_budget(tmp_path):
+def test_jsrl_run_counts_guide_steps_toward_t_and_stays_in_the_budget(methods_experiment):
     """The guide's steps count toward t, and its roll-ins (h up to 1000 here, a 768-step
     budget) are capped so the jsrl arm ends no later than scratch and less than one rollout
     (8 envs x 32 steps) short of it, with the shortfall stated."""
-    proc = run_exp(
-        tmp_path,
-        *TINY,
-        "--methods",
-        "jsrl",
-        "--method-arg",
-        "jsrl.horizon=1000",
-    )
-    assert proc.returncode == 0, proc.stderr
-    runs = tmp_path / "exp/cartpole-long-pole/ppo"
+    runs = methods_experiment
     for seed in (0, 1):
         run = runs / f"jsrl/seed_{seed}"
         report = read_json(run / "transfer_report.json")
@@ -355,21 +351,10 @@ def test_kickstart_weight_is_annealed_to_zero():
     hook.remove()
 
 
-def test_kickstart_pulls_the_student_toward_the_source(tmp_path):
+def test_kickstart_pulls_the_student_toward_the_source(methods_experiment):
     """Trained with kickstarting, the student's policy ends closer (KL) to the source's than a
     scratch run with the same seed and budget."""
-    proc = run_exp(
-        tmp_path,
-        *TINY,
-        "--methods",
-        "kickstart",
-        "--method-arg",
-        "kickstart.weight=5",
-        "--seeds",
-        "1",
-    )
-    assert proc.returncode == 0, proc.stderr
-    runs = tmp_path / "exp/cartpole-long-pole/ppo"
+    runs = methods_experiment
     report = read_json(runs / "kickstart/seed_0/transfer_report.json")
     ks = report["kickstart"]
     assert ks["weight"] == 5.0 and ks["updates_with_term"] > 0 and ks["last_weight"] < 5.0

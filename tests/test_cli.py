@@ -307,13 +307,16 @@ def test_several_pairs_from_python_give_a_performance_profile(tmp_path):
     assert "test-heavy-cart / ppo / policy" in result.table()
 
 
-def test_every_catalog_pair_runs_end_to_end(tmp_path):
-    """PPO, policy transfer and scratch, on every built-in pair (a few hundred steps each)."""
+@pytest.fixture(scope="module")
+def catalog_experiment(tmp_path_factory):
+    """PPO, policy transfer and scratch, on every built-in pair (a few hundred steps each), in
+    2 worker processes, its progress written to a pipe: the command and its stderr."""
     import envs
 
+    root = tmp_path_factory.mktemp("catalog")
     names = [p.name for p in envs.list_pairs()]
     proc = run_exp(
-        tmp_path,
+        root,
         "--pair",
         ",".join(names),
         "--methods",
@@ -328,13 +331,19 @@ def test_every_catalog_pair_runs_end_to_end(tmp_path):
         "256",
         "--eval-episodes",
         "1",
-        "--quiet",
+        "--workers",
+        "2",
     )
     assert proc.returncode == 0, proc.stderr
-    summary = read_json(tmp_path / "exp/summary.json")
+    return root / "exp", names, proc.stderr
+
+
+def test_every_catalog_pair_runs_end_to_end(catalog_experiment):
+    exp, names, _ = catalog_experiment
+    summary = read_json(exp / "summary.json")
     assert sorted(r["pair"] for r in summary["results"]) == sorted(names)
     assert all(r["seeds"] == [0] for r in summary["results"])
-    assert (tmp_path / "exp/performance_profile.png").is_file()
+    assert (exp / "performance_profile.png").is_file()
 
 
 def test_files_get_the_usual_mode(tiny_experiment):
@@ -353,22 +362,10 @@ def test_files_get_the_usual_mode(tiny_experiment):
         assert mode == 0o666 & ~umask, (name, oct(mode))
 
 
-def test_report_of_a_folder_with_no_finished_run(tmp_path):
-    proc = run_exp(
-        tmp_path,
-        "--seeds",
-        "1",
-        "--target-steps",
-        "256",
-        "--eval-every",
-        "256",
-        "--source-steps",
-        "256",
-        "--methods",
-        "policy",
-        "--quiet",
-    )
-    assert proc.returncode == 0, proc.stderr
+def test_report_of_a_folder_with_no_finished_run(tiny_experiment, tmp_path):
+    import shutil
+
+    shutil.copytree(tiny_experiment, tmp_path / "exp")
     for run_json in (tmp_path / "exp").glob("*/*/*/seed_*/run.json"):
         run_json.unlink()  # as if every run had been interrupted
     proc = cli("report", "exp", cwd=tmp_path)
@@ -692,33 +689,21 @@ def test_progress_without_a_terminal_prints_plain_lines():
     assert slow.getvalue() == ""
 
 
-def test_a_piped_run_reports_each_finished_run(tmp_path):
-    proc = run_exp(
-        tmp_path,
-        "--seeds",
-        "1",
-        "--methods",
-        "policy",
-        "--source-steps",
-        "256",
-        "--target-steps",
-        "256",
-        "--eval-every",
-        "256",
-        "--eval-episodes",
-        "1",
-        "--workers",
-        "2",
-    )
-    assert proc.returncode == 0, proc.stderr
-    done = [line for line in proc.stderr.splitlines() if re.match(r"\[\d/3\] ", line)]
-    assert [line[:5] for line in done] == ["[1/3]", "[2/3]", "[3/3]"], proc.stderr
-    assert all(re.fullmatch(r"\[\d/3\] .+ done \(\d+ s\)", line) for line in done), done
-    assert {line.split(" ", 1)[1].rsplit(" done", 1)[0] for line in done} == {
-        "source cartpole-long-pole/ppo/seed_0",
-        "cartpole-long-pole/ppo/scratch/seed_0",
-        "cartpole-long-pole/ppo/policy/seed_0",
+def test_a_piped_run_reports_each_finished_run(catalog_experiment):
+    _, names, stderr = catalog_experiment
+    (n,) = [int(m) for m in re.findall(r"(\d+) job\(s\) to run", stderr)]
+    sources = n - 2 * len(names)  # a scratch and a policy run per pair; pairs share sources
+    assert 1 <= sources <= len(names), stderr
+    done = [line for line in stderr.splitlines() if re.match(rf"\[\d+/{n}\] ", line)]
+    assert [line.split("]")[0] for line in done] == [f"[{i}/{n}" for i in range(1, n + 1)]
+    assert all(re.fullmatch(rf"\[\d+/{n}\] .+ done \(\d+ s\)", line) for line in done), done
+    labels = [line.split(" ", 1)[1].rsplit(" done", 1)[0] for line in done]
+    assert {label for label in labels if not label.startswith("source ")} == {
+        f"{pair}/ppo/{method}/seed_0" for pair in names for method in ("scratch", "policy")
     }
+    trained = {label for label in labels if label.startswith("source ")}
+    assert len(trained) == sources
+    assert trained <= {f"source {pair}/ppo/seed_0" for pair in names}
 
 
 def test_an_experiment_whose_output_pipe_closes_exits_as_interrupted(tmp_path):

@@ -132,7 +132,10 @@ class _ForkServer:
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        assert ready, f"rl-transfer {' '.join(args)} did not end within {timeout} s"
+        if not ready:
+            self.proc.kill()  # a server still waiting for that command serves no other
+            self.proc.wait()
+            raise AssertionError(f"rl-transfer {' '.join(args)} did not end within {timeout} s")
         line = self.proc.stdout.readline()
         assert line, "the fork server died"
         return subprocess.CompletedProcess(
@@ -140,7 +143,10 @@ class _ForkServer:
         )
 
     def close(self) -> None:
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:  # the server is gone already
+            pass
         self.proc.wait(timeout=60)
         for f in self.files.iterdir():
             f.unlink()
@@ -163,7 +169,11 @@ def cli_forked(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Comple
     stable-baselines3 and scipy."""
     global _fork_server
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    if _fork_server is None or _fork_server.env != _startup(env):
+    if (
+        _fork_server is None
+        or _fork_server.proc.poll() is not None
+        or _fork_server.env != _startup(env)
+    ):
         if _fork_server is not None:
             _fork_server.close()
         _fork_server = _ForkServer(env)
@@ -191,3 +201,30 @@ def read_json(path: Path):
 def run_exp(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """``rl-transfer run ARGS --out exp --source-cache src`` in ``cwd``."""
     return cli("run", *args, "--out", "exp", "--source-cache", "src", cwd=cwd)
+
+
+@pytest.fixture(scope="session")
+def dqn_experiment(tmp_path_factory) -> Path:
+    """A finished tiny DQN experiment: cartpole-long-pole, value and reuse vs scratch, 1 seed, a
+    400-step target budget (two 256-step rollouts); its ``cartpole-long-pole/dqn`` folder."""
+    root = tmp_path_factory.mktemp("dqn")
+    proc = run_exp(
+        root,
+        "--algo",
+        "dqn",
+        "--methods",
+        "value,reuse",
+        "--seeds",
+        "1",
+        "--source-steps",
+        "300",
+        "--target-steps",
+        "400",
+        "--eval-every",
+        "200",
+        "--eval-episodes",
+        "2",
+        "--quiet",
+    )
+    assert proc.returncode == 0, proc.stderr
+    return root / "exp" / "cartpole-long-pole" / "dqn"

@@ -313,31 +313,8 @@ def test_bad_study_file_one_line_exit_2(tmp_path, text, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]
 
 
-def test_dqn_end_to_end_tiny(tmp_path):
-    proc = cli(
-        "run",
-        "--algo",
-        "dqn",
-        "--methods",
-        "value",
-        "--seeds",
-        "1",
-        "--source-steps",
-        "300",
-        "--target-steps",
-        "400",
-        "--eval-every",
-        "200",
-        "--eval-episodes",
-        "2",
-        "--quiet",
-        "--out",
-        "exp",
-        *ROOT_ARGS,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
-    run = tmp_path / "exp/cartpole-long-pole/dqn/value/seed_0"
+def test_dqn_end_to_end_tiny(dqn_experiment):
+    run = dqn_experiment / "value/seed_0"
     report = read_json(run / "transfer_report.json")
     assert report["copied"] and len(report["synced"]) == len(report["copied"])
     assert report["hyperparameter_overrides"] == {"exploration_initial_eps": 0.04}

@@ -87,7 +87,12 @@ def unpack(files: Mapping[str, np.ndarray], folder: Path) -> None:
         _write_tree(files, tmp)
         if folder.exists():
             os.rename(folder, aside)
-        os.rename(tmp, folder)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if aside.exists() and not folder.exists():
+                os.rename(aside, folder)  # the old folder back, rather than none
+            raise
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         fault = storage_fault(exc, folder.parent)
@@ -99,10 +104,16 @@ def unpack(files: Mapping[str, np.ndarray], folder: Path) -> None:
 
 
 def unpack_once(files: Mapping[str, np.ndarray], folder: Path) -> bool:
-    """Unpack a finished run's bundle into ``folder`` unless a finished run is already there.
-    Concurrent callers on one node take turns on a lock file beside the folder
-    (``fcntl.flock``), so the first writes the files and the others find them. Returns whether
-    this call wrote them."""
+    """Unpack a finished run's bundle into ``folder`` unless a finished run is already there;
+    a finished folder is never replaced (another process may be reading it). Concurrent callers
+    take turns on a lock file beside the folder (``fcntl.flock``), so the first writes the files
+    and the others find them; a process that renames a finished folder into place without the
+    lock (a local source pretraining) wins, and this copy is dropped. Returns whether this call
+    wrote the files.
+
+    Raises:
+        StorageError: the filesystem is full or read-only (nothing half-written is left).
+    """
     import fcntl
 
     folder = Path(folder)
@@ -111,8 +122,25 @@ def unpack_once(files: Mapping[str, np.ndarray], folder: Path) -> bool:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if run_status(folder) == "done":
             return False
-        unpack(files, folder)  # replaces a copy left unfinished
-        return True
+        tmp = _building(folder)
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            _write_tree(files, tmp)
+            try:
+                os.rename(tmp, folder)
+                return True
+            except OSError:  # a folder is there: finished meanwhile, or left unfinished
+                if run_status(folder) == "done":
+                    return False
+            unpack(files, folder)
+            return True
+        except OSError as exc:
+            fault = storage_fault(exc, folder.parent)
+            if fault is not None:
+                raise fault from None
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 __all__ = ["Bundle", "n_bytes", "pack", "unpack", "unpack_once"]

@@ -39,7 +39,7 @@ from rl_transfer.errors import (
     SpecError,
     StorageError,
 )
-from rl_transfer.io import read_json
+from rl_transfer.io import read_json, storage_fault
 from rl_transfer.methods import get_method
 from rl_transfer.records import ExperimentRecord, SourceRecord, TargetRecord, run_status
 from rl_transfer.scratch_cache import fetch, store
@@ -253,6 +253,7 @@ def _worker_init(q: Any) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the main process
     torch.set_num_threads(1)
+    _quiet_storage_faults_in_threads()
     _QUEUE = q
 
 
@@ -480,6 +481,13 @@ def failure(kind: str, job: Any, error: str) -> dict[str, Any]:
     return {"kind": "source", "status": "failed", "error": error}
 
 
+_UNLOADABLE = (
+    "a worker process cannot load the job ({}); a transfer method or env family registered in "
+    "your program must be defined in an importable module (or at the top level of the script), "
+    "not inside `if __name__ == '__main__':` or a notebook cell, and installed wherever runs run"
+)
+
+
 def _call_pickled(kind: str, blob: bytes) -> dict[str, Any]:
     """Run a job sent pickled: a job the worker cannot unpickle (a class it cannot import)
     comes back as ``{"status": "unloadable", "error"}`` instead of killing the worker."""
@@ -488,10 +496,7 @@ def _call_pickled(kind: str, blob: bytes) -> dict[str, Any]:
     except (AttributeError, ImportError) as exc:
         return {
             "status": "unloadable",
-            "error": f"a worker process cannot load the job ({type(exc).__name__}: {exc}); a "
-            "transfer method or env family registered in your program must be defined in an "
-            "importable module (or at the top level of the script), not inside "
-            "`if __name__ == '__main__':` or a notebook cell",
+            "error": _UNLOADABLE.format(f"{type(exc).__name__}: {exc}"),
         }
     return _call(kind, job)
 
@@ -590,10 +595,11 @@ def execute_ray(
             node's temporary folder cannot.
     """
     ray, started_here = connect_ray(workers, address)
-    remote = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)(_ray_call)
+    remote = ray.remote(num_cpus=1, max_retries=0)(_ray_call)  # retried by the scheduler
     display = Display(len(p.sources) + len(p.targets), len(p.reused), quiet)
     sched = _Scheduler(p, display)
     shipping = _Shipping(ray, p)
+    watch = _ClusterWatch(ray)
     running: dict[Any, tuple[str, Any]] = {}
     try:
         while sched.ready or running:
@@ -601,25 +607,74 @@ def execute_ray(
                 if kind == "source" and job.imported is not None:
                     sched.done(kind, job, run_source_job(job))  # its file is on this machine
                     continue
+                if kind == "target":  # an old result must not stand for this one
+                    shutil.rmtree(job.dir, ignore_errors=True)
                 source = shipping.ref(job.source) if kind == "target" and job.source else None
                 running[remote.remote(kind, job, source)] = (kind, job)
             done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
             display.tick()
+            watch.check()
             for ref in done:
                 kind, job = running.pop(ref)
                 info = _land(ray, kind, job, ref)
+                if info is None:  # its worker or node died
+                    sched.died(kind, job, "its Ray worker or node died")
+                    continue
                 sched.done(kind, job, info)
                 if kind == "target":
                     shipping.finished(job)
     except BaseException:
-        for ref in running:
-            ray.cancel(ref, force=True)
+        if not watch.lost:
+            for ref in running:
+                ray.cancel(ref, force=True)
         raise
     finally:
         display.close()
-        if started_here:
+        if started_here and not watch.lost:
             ray.shutdown()
     return sched.results
+
+
+CLUSTER_LOST_AFTER_S = 10.0
+"""Seconds without a TCP answer from the cluster's GCS after which the study stops with one line
+(Ray itself ends the driver process after 60 s, printing its own log lines)."""
+
+
+class _ClusterWatch:
+    """Notices that the Ray cluster's head (its GCS) stopped answering."""
+
+    def __init__(self, ray: Any) -> None:
+        self.address: str | None = None
+        try:
+            self.address = ray.get_runtime_context().gcs_address
+        except Exception:  # noqa: BLE001  (Ray Client and older Rays: not watched)
+            self.address = None
+        self.last_answer = time.monotonic()
+        self.last_probe = 0.0
+        self.lost = False
+
+    def check(self) -> None:
+        """Probe the GCS (at most once a second).
+
+        Raises:
+            BackendError: no answer for :data:`CLUSTER_LOST_AFTER_S` seconds.
+        """
+        now = time.monotonic()
+        if self.address is None or now - self.last_probe < 1.0:
+            return
+        self.last_probe = now
+        host, _, port = self.address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), 2.0).close()
+            self.last_answer = time.monotonic()
+        except (OSError, ValueError):
+            if time.monotonic() - self.last_answer >= CLUSTER_LOST_AFTER_S:
+                self.lost = True
+                raise BackendError(
+                    f"lost the Ray cluster at {self.address} (its head stopped answering); "
+                    "finished runs are kept: start the cluster again and run the same command "
+                    "to finish the study"
+                ) from None
 
 
 RAY_PROBE_TIMEOUT_S = 10.0
@@ -741,10 +796,22 @@ class _Shipping:
             self.refs.pop(key, None)
 
 
-def _land(ray: Any, kind: str, job: Any, ref: Any) -> dict[str, Any]:
+SYSTEM_FAILURES = (
+    "WorkerCrashedError",
+    "NodeDiedError",
+    "LocalRayletDiedError",
+    "ObjectLostError",
+    "OwnerDiedError",
+    "ObjectFetchTimedOutError",
+)
+"""Ray's exceptions for a task whose worker, node or argument was lost: the task is run again
+(up to :data:`MAX_ATTEMPTS` attempts), as the local backend does for a worker that died."""
+
+
+def _land(ray: Any, kind: str, job: Any, ref: Any) -> dict[str, Any] | None:
     """The result of the task ``ref`` for ``job``, its files written into ``job.dir`` on this
-    machine. A task that raised (its worker or node died twice, or it could not start) is a
-    failure of the job.
+    machine; None when the task's worker or node died (to be run again). A task that raised is
+    a failure of the job, recorded with its cause.
 
     Raises:
         StorageError: the files cannot be written here, or the task's node is out of room.
@@ -752,20 +819,44 @@ def _land(ray: Any, kind: str, job: Any, ref: Any) -> dict[str, Any]:
     try:
         out = ray.get(ref)
     except Exception as exc:  # noqa: BLE001  (a task that died, or raised)
+        if type(exc).__name__ in SYSTEM_FAILURES:
+            return None
         cause = getattr(exc, "cause", None)
         if isinstance(cause, StorageError):
-            raise StorageError(f"on a Ray node: {cause}") from None
-        first = next((line for line in str(exc).splitlines() if line.strip()), "")
-        return failure(kind, job, f"{type(exc).__name__}: {first}")
+            raise StorageError(
+                f"a Ray node's temporary folder is full or read-only ({cause}); give that node "
+                "more room (or start it with TMPDIR on a larger disk); finished runs are kept: "
+                "run the same command again"
+            ) from None
+        return failure(kind, job, _task_error(exc))
     info, files = out["info"], out["files"]
     if kind == "source":
-        if info.get("status") == "done" and _done_info(job.dir) is None:
-            bundles.unpack(files, job.dir)  # (a finished copy already there is kept)
+        if info.get("status") == "done":
+            bundles.unpack_once(files, job.dir)  # a finished copy already there is kept
         return info
     if not files:
         return failure(kind, job, info.get("error", "the task returned no run folder"))
     bundles.unpack(files, job.dir)
     return info
+
+
+def _task_error(exc: BaseException) -> str:
+    """``Type: first line`` of what made a Ray task fail (its own exception, not Ray's
+    wrapper); a job a node cannot unpickle gets the local backend's explanation."""
+    cause = getattr(exc, "cause", None)
+    if cause is None and exc.args and isinstance(exc.args[0], BaseException):
+        cause = exc.args[0]  # RaySystemError wraps the deserialization error
+    inner = cause if isinstance(cause, BaseException) else exc
+    text = str(inner)
+    if isinstance(inner, (ImportError, AttributeError)) or "No module named" in text:
+        return _UNLOADABLE.format(f"{type(inner).__name__}: {_first_line(text)}").replace(
+            "a worker process", "a Ray node"
+        )
+    return f"{type(inner).__name__}: {_first_line(text)}"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 NODE_SOURCES = "rl-transfer-sources"
@@ -774,30 +865,76 @@ with the cluster's other temporary files): sources unpacked for its tasks, one f
 key (content-addressed, so one copy serves every study the cluster runs)."""
 
 
-def _node_sources() -> Path:
-    """This node's folder of unpacked sources (:data:`NODE_SOURCES`); under the system's
-    temporary folder when the Ray session's folder is unknown."""
+NODE_TASKS = "rl-transfer-tasks"
+"""On a Ray node, in the Ray session's folder: one folder per running task
+(``<pid namespace>-<pid>-<random>``), removed when the task ends; those of tasks whose process
+died (in this PID namespace) are removed by the next task on the node."""
+
+
+def _session_dir() -> Path:
+    """This node's Ray session folder (the system's temporary folder when it is unknown)."""
     try:
         import ray
 
-        session = ray._private.worker.global_worker.node.get_session_dir_path()
+        return Path(ray._private.worker.global_worker.node.get_session_dir_path())
     except Exception:  # noqa: BLE001  (a private attribute of Ray; the fallback is as good)
-        session = tempfile.gettempdir()
-    return Path(session) / NODE_SOURCES
+        return Path(tempfile.gettempdir())
+
+
+def _node_sources() -> Path:
+    """This node's folder of unpacked sources (:data:`NODE_SOURCES`)."""
+    return _session_dir() / NODE_SOURCES
+
+
+def _task_folder() -> Path:
+    """A new folder for this task under :data:`NODE_TASKS`, after removing those of tasks of
+    this PID namespace whose process no longer runs (killed, or its worker restarted)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        namespace = "0"
+    tasks = _session_dir() / NODE_TASKS
+    tasks.mkdir(parents=True, exist_ok=True)
+    for old in tasks.glob(f"{namespace}-*"):
+        try:
+            os.kill(int(old.name.split("-")[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
+    return Path(tempfile.mkdtemp(prefix=f"{namespace}-{os.getpid()}-", dir=tasks))
+
+
+def _quiet_storage_faults_in_threads() -> None:
+    """A full disk in a writer thread (TensorBoard's event writer) is not printed as a
+    traceback: the run's own thread meets the same fault and ends the study in one line."""
+    import threading
+
+    default = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if storage_fault(args.exc_value) is None:
+            default(args)
+
+    threading.excepthook = hook
 
 
 def _ray_call(kind: str, job: Any, source: bundles.Bundle | None = None) -> dict[str, Any]:
-    """A Ray task: run ``job`` in a temporary folder of this node (the driver's paths need not
+    """A Ray task: run ``job`` in a folder of its own on this node (the driver's paths need not
     exist here) and return ``{"info": run.json content, "files": the run folder's bundle}``.
 
     A target's source arrives as ``source`` (its bundle) and is unpacked once per node into
-    :data:`NODE_SOURCES`; its reports still name the driver's source folder.
+    :data:`NODE_SOURCES`. What the run records names the driver's folders, not this node's: the
+    reports name the driver's source folder, and an error message's node paths are replaced by
+    the driver's.
     """
     import torch
 
     torch.set_num_threads(1)
-    work = Path(tempfile.mkdtemp(prefix="rl-transfer-task-"))
+    _quiet_storage_faults_in_threads()
+    work = _task_folder()
     try:
+        renames: dict[str, str] = {}
         if kind == "source":
             here = replace(job, dir=work / job.key)
         else:
@@ -807,12 +944,37 @@ def _ray_call(kind: str, job: Any, source: bundles.Bundle | None = None) -> dict
                 folder = _node_sources() / job.source.key
                 bundles.unpack_once(source, folder)
                 local_source = replace(job.source, dir=folder, home=job.source.recorded_dir)
+                renames[str(folder)] = str(job.source.recorded_dir)
             here = replace(job, dir=work / "run", source=local_source)
+        renames[str(here.dir)] = str(job.dir)
         info = _call(kind, here)
+        if info.get("status") != "done":
+            info = _as_on_the_driver(kind, here, info, renames)
         files = bundles.pack(here.dir) if here.dir.is_dir() else {}
         return {"info": info, "files": files}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _as_on_the_driver(
+    kind: str, job: Any, info: dict[str, Any], renames: dict[str, str]
+) -> dict[str, Any]:
+    """A failed run's record with this node's paths replaced by the driver's (its run.json in
+    ``job.dir`` rewritten too, for a target)."""
+
+    def fix(text: Any) -> Any:
+        if not isinstance(text, str):
+            return text
+        for here, there in renames.items():
+            text = text.replace(here, there)
+        return text
+
+    info = {**info, "error": fix(info.get("error")), "traceback": fix(info.get("traceback"))}
+    if kind == "target" and (job.dir / "run.json").is_file():
+        record = TargetRecord.read(job.dir / "run.json")
+        record.error, record.traceback = info["error"], info["traceback"]
+        record.write(job.dir)
+    return info
 
 
 def _drain(q: Any, display: Display) -> None:

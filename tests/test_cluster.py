@@ -284,4 +284,10 @@ def test_a_study_survives_its_worker_node_dying(cluster, tiny_experiment, tmp_pa
                 driver.kill()
     assert len(runs) < 6  # runs were still going when the node died (2 seeds x 3 arms)
     assert _results(exp) == _results(tiny_experiment)
-    assert all(read_json(p)["status"] == "done" for p in exp.glob("*/*/*/seed_*/run.json"))
+    records = [read_json(p) for p in exp.glob("*/*/*/seed_*/run.json")]
+    assert all(r["status"] == "done" for r in records)
+    # the runs the dying node held were run again, and say so (as with the local backend)
+    retried = [r for r in records if r.get("attempts") == 2]
+    said = (tmp_path / "driver.err").read_text()
+    assert "retrying" in said and "(worker died)" in said
+    assert retried or "retrying source" in said

@@ -486,3 +486,28 @@ def test_a_ray_address_without_a_cluster_is_one_error_line(tmp_path, address, sa
     assert proc.stderr.startswith(f"error: --ray-address {address}: {says}")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "exp").exists()
+
+
+def test_a_ray_task_that_raises_is_recorded_with_its_own_cause():
+    """What a run records when its Ray task raised is the task's exception, not Ray's wrapper
+    (colour codes, the task's name, pid and node address); a class a node cannot import gets
+    the explanation the local backend gives."""
+    ray = pytest.importorskip("ray")
+    from rl_transfer.runner import _task_error
+
+    def boom(exc: BaseException) -> None:
+        raise exc
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(boom)
+        errors = []
+        for exc in (ValueError("the real cause\nmore"), ModuleNotFoundError("No module named 'x'")):
+            with pytest.raises(Exception) as raised:
+                ray.get(remote.remote(exc))
+            errors.append(_task_error(raised.value))
+    finally:
+        ray.shutdown()
+    assert errors[0] == "ValueError: the real cause"
+    assert "ModuleNotFoundError: No module named 'x'" in errors[1]
+    assert "a Ray node cannot load the job" in errors[1] and "installed wherever" in errors[1]

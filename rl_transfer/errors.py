@@ -17,6 +17,7 @@ TransferError               3          a transfer that cannot be done (shapes, n
 RecordError                 4          a results file that cannot be read, unknown schema
 SchemaVersionError          4          a results file from a newer rl_transfer (upgrade)
 BackendError                5          the execution backend is missing or unreachable (Ray)
+ClusterLostError            5          the Ray cluster stopped answering during a study
 FolderLockedError           6          the experiment folder is in use by another process
 SB3CompatibilityError       7          the installed stable-baselines3 changed an internal used
 StorageError                8          a results file cannot be written (disk full, read-only)
@@ -113,6 +114,12 @@ class BackendError(RLTransferError):
     exit_code = 5
 
 
+class ClusterLostError(BackendError):
+    """The Ray cluster stopped answering during a study (its head, or this machine's Ray node,
+    died). Finished runs are kept; the same command, once the cluster runs again, finishes the
+    study."""
+
+
 class FolderLockedError(RLTransferError):
     """An experiment folder is being written by another process."""
 
@@ -181,6 +188,7 @@ __all__ = [
     "EXIT_RUN_FAILED",
     "EXIT_USAGE",
     "BackendError",
+    "ClusterLostError",
     "EnvsError",
     "FolderLockedError",
     "MissingRunsError",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rl_transfer.errors import MissingRunsError
+from rl_transfer.errors import ClusterLostError, MissingRunsError
 from rl_transfer.io import SEQUENTIAL_FILE, storage_fault, write_json
 from rl_transfer.reports import ALPHA, hypothesis_id, print_tables, summarize, write_reports
 from rl_transfer.runner import (
@@ -120,6 +120,9 @@ class Experiment:
             if fault is None:
                 raise
             raise fault from None
+        except ClusterLostError:
+            ray = None  # Ray's shutdown would wait for the dead cluster
+            raise
         finally:
             if ray is not None:
                 ray.shutdown()

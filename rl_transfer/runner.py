@@ -34,6 +34,7 @@ from typing import Any, TextIO
 from rl_transfer import bundles
 from rl_transfer.errors import (
     BackendError,
+    ClusterLostError,
     FolderLockedError,
     RecordError,
     SpecError,
@@ -611,12 +612,15 @@ def execute_ray(
                     shutil.rmtree(job.dir, ignore_errors=True)
                 source = shipping.ref(job.source) if kind == "target" and job.source else None
                 running[remote.remote(kind, job, source)] = (kind, job)
-            done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            try:
+                done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            except OSError:  # the connection to this machine's Ray node broke
+                raise watch.lose() from None
             display.tick()
             watch.check()
             for ref in done:
                 kind, job = running.pop(ref)
-                info = _land(ray, kind, job, ref)
+                info = _land(ray, kind, job, ref, watch)
                 if info is None:  # its worker or node died
                     sched.died(kind, job, "its Ray worker or node died")
                     continue
@@ -669,12 +673,17 @@ class _ClusterWatch:
             self.last_answer = time.monotonic()
         except (OSError, ValueError):
             if time.monotonic() - self.last_answer >= CLUSTER_LOST_AFTER_S:
-                self.lost = True
-                raise BackendError(
-                    f"lost the Ray cluster at {self.address} (its head stopped answering); "
-                    "finished runs are kept: start the cluster again and run the same command "
-                    "to finish the study"
-                ) from None
+                raise self.lose() from None
+
+    def lose(self) -> ClusterLostError:
+        """The error that ends the study; Ray is left as it is (no cancel, no shutdown: they
+        would wait for the dead cluster)."""
+        self.lost = True
+        return ClusterLostError(
+            f"lost the Ray cluster at {self.address or 'this machine'} (it stopped answering); "
+            "finished runs are kept: start the cluster again and run the same command to finish "
+            "the study"
+        )
 
 
 RAY_PROBE_TIMEOUT_S = 10.0
@@ -808,7 +817,7 @@ SYSTEM_FAILURES = (
 (up to :data:`MAX_ATTEMPTS` attempts), as the local backend does for a worker that died."""
 
 
-def _land(ray: Any, kind: str, job: Any, ref: Any) -> dict[str, Any] | None:
+def _land(ray: Any, kind: str, job: Any, ref: Any, watch: _ClusterWatch) -> dict[str, Any] | None:
     """The result of the task ``ref`` for ``job``, its files written into ``job.dir`` on this
     machine; None when the task's worker or node died (to be run again). A task that raised is
     a failure of the job, recorded with its cause.
@@ -819,6 +828,8 @@ def _land(ray: Any, kind: str, job: Any, ref: Any) -> dict[str, Any] | None:
     try:
         out = ray.get(ref)
     except Exception as exc:  # noqa: BLE001  (a task that died, or raised)
+        if isinstance(exc, OSError) and not isinstance(exc, ray.exceptions.RayError):
+            raise watch.lose() from None  # not the task's: the link to this machine's Ray broke
         if type(exc).__name__ in SYSTEM_FAILURES:
             return None
         cause = getattr(exc, "cause", None)

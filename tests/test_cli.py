@@ -450,7 +450,7 @@ def test_every_error_is_an_rl_transfer_error_with_the_documented_exit_code():
     import rl_transfer.errors as errors
 
     classes = _error_classes()
-    assert len(classes) == 16
+    assert len(classes) == 17
     assert all(issubclass(c, errors.RLTransferError) for c in classes)
     # the old import places give the same classes
     assert agents.TransferError is errors.TransferError

@@ -291,3 +291,36 @@ def test_a_study_survives_its_worker_node_dying(cluster, tiny_experiment, tmp_pa
     said = (tmp_path / "driver.err").read_text()
     assert "retrying" in said and "(worker died)" in said
     assert retried or "retrying source" in said
+
+
+def test_losing_the_head_ends_the_study_in_one_line(cluster, tmp_path):
+    """Runs last: it kills the head. The driver notices that the cluster stopped answering and
+    ends with one error line (exit 5) rather than Ray's own log lines a minute later; the runs
+    that finished are kept."""
+    with open(tmp_path / "driver.err", "w") as err:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "rl_transfer.cli", "run", *_args(cluster, tmp_path)],
+            cwd=tmp_path,
+            env={**cluster.env, "PYTHONHASHSEED": "0"},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            exp = _hidden(cluster, tmp_path) / "exp"
+            deadline = time.monotonic() + 300
+            while not any(exp.glob("*/*/*/seed_*/run.json")):
+                assert driver.poll() is None, (tmp_path / "driver.err").read_text()
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            cluster.head.kill()
+            cluster.head.wait()
+            code = driver.wait(timeout=120)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+    said = (tmp_path / "driver.err").read_text()
+    assert code == 5, said
+    assert "Traceback" not in said
+    errors = [line for line in said.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "lost the Ray cluster" in errors[0], said
+    assert all(read_json(p)["status"] == "done" for p in exp.glob("*/*/*/seed_*/run.json"))

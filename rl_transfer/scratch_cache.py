@@ -30,15 +30,16 @@ from rl_transfer.records import run_status
 def cached(cache: Path, key: str) -> bool:
     """True when ``cache/key`` holds a finished scratch run stored under ``key`` (its run.json
     says ``"done"`` and names ``key``)."""
-    folder = Path(cache) / key
+    return _holds(Path(cache) / key, key)  # (one a newer rl_transfer wrote: not reusable)
+
+
+def _holds(folder: Path, key: str) -> bool:
+    """True when ``folder`` holds a finished scratch run stored under ``key``."""
     try:
         if run_status(folder) != "done":
             return False
-    except RecordError:  # written by a newer rl_transfer: not one this one can reuse
-        return False
-    try:
-        return read_json(folder / "run.json").get("scratch_key") == key
-    except (OSError, ValueError, AttributeError):
+        return read_json(Path(folder) / "run.json").get("scratch_key") == key
+    except (RecordError, OSError, ValueError, AttributeError):
         return False
 
 
@@ -66,14 +67,22 @@ def store(run_dir: Path, cache: Path, key: str) -> bool:
     dst = Path(cache) / key
     if cached(cache, key):
         return False
-    if dst.exists():  # not a finished run under this key (left by hand): replaced
-        shutil.rmtree(dst)
     try:
-        link_tree(run_dir, dst)
+        link_tree(run_dir, dst)  # the rename fails when a folder is there
     except OSError:
         if cached(cache, key):  # another experiment stored the same run first: keep theirs
             return False
-        raise
+        if not dst.exists():
+            raise
+        # not a finished run under this key (left by hand, or unfinished): moved aside first,
+        # so that a finished entry renamed in meanwhile is never deleted
+        aside = dst.parent / f".{dst.name}.old-{os.getpid()}"
+        os.rename(dst, aside)
+        if _holds(aside, key):  # finished meanwhile by another experiment: put back, kept
+            os.rename(aside, dst)
+            return False
+        shutil.rmtree(aside, ignore_errors=True)
+        link_tree(run_dir, dst)
     return True
 
 

@@ -182,3 +182,25 @@ def test_a_scratch_cache_that_cannot_be_a_folder_is_one_error_line(tmp_path):
         == f"error: --scratch-cache f/cache is not usable: {tmp_path}/f is a file, not a folder\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_store_replaces_only_what_is_not_a_finished_entry(tmp_path):
+    """A folder at the key that is not a finished run under it (left unfinished) is replaced;
+    a finished entry another experiment stored is kept, never deleted."""
+    from rl_transfer.scratch_cache import cached, store
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"status": "done", "scratch_key": "k1"}')
+    (run / "model.zip").write_bytes(b"ours")
+    cache = tmp_path / "cache"
+    (cache / "k1").mkdir(parents=True)
+    (cache / "k1" / "model.zip").write_bytes(b"half")  # unfinished: no run.json
+    assert store(run, cache, "k1") and cached(cache, "k1")
+    assert (cache / "k1" / "model.zip").read_bytes() == b"ours"
+    theirs = cache / "k1" / "model.zip"
+    theirs.unlink()
+    theirs.write_bytes(b"theirs")  # a finished entry, stored by someone else
+    assert not store(run, cache, "k1")
+    assert theirs.read_bytes() == b"theirs"
+    assert not list(cache.glob(".*"))  # no temporary folder left

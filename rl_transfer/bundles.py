@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rl_transfer.io import storage_fault
+from rl_transfer.io import storage_faults
 from rl_transfer.records import run_status
 
 Bundle = dict[str, np.ndarray]
@@ -82,24 +82,20 @@ def unpack(files: Mapping[str, np.ndarray], folder: Path) -> None:
     tmp = _building(folder)
     aside = folder.parent / f".{folder.name}.old-{os.getpid()}"
     try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        _write_tree(files, tmp)
-        if folder.exists():
-            os.rename(folder, aside)
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if aside.exists() and not folder.exists():
-                os.rename(aside, folder)  # the old folder back, rather than none
-            raise
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        fault = storage_fault(exc, folder.parent)
-        if fault is not None:
-            raise fault from None
-        raise
+        with storage_faults(folder.parent):
+            shutil.rmtree(tmp, ignore_errors=True)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            _write_tree(files, tmp)
+            if folder.exists():
+                os.rename(folder, aside)
+            try:
+                os.rename(tmp, folder)
+            except OSError:
+                if aside.exists() and not folder.exists():
+                    os.rename(aside, folder)  # the old folder back, rather than none
+                raise
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(aside, ignore_errors=True)
 
 
@@ -124,21 +120,17 @@ def unpack_once(files: Mapping[str, np.ndarray], folder: Path) -> bool:
             return False
         tmp = _building(folder)
         try:
-            shutil.rmtree(tmp, ignore_errors=True)
-            _write_tree(files, tmp)
-            try:
-                os.rename(tmp, folder)
+            with storage_faults(folder.parent):
+                shutil.rmtree(tmp, ignore_errors=True)
+                _write_tree(files, tmp)
+                try:
+                    os.rename(tmp, folder)
+                    return True
+                except OSError:  # a folder is there: finished meanwhile, or left unfinished
+                    if run_status(folder) == "done":
+                        return False
+                unpack(files, folder)
                 return True
-            except OSError:  # a folder is there: finished meanwhile, or left unfinished
-                if run_status(folder) == "done":
-                    return False
-            unpack(files, folder)
-            return True
-        except OSError as exc:
-            fault = storage_fault(exc, folder.parent)
-            if fault is not None:
-                raise fault from None
-            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -7,7 +7,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,20 @@ def storage_fault(exc: BaseException, where: Path | None = None) -> StorageError
     if where is not None and _free_bytes(Path(where)) < NEARLY_FULL_BYTES:
         return _storage_error(os.strerror(errno.ENOSPC), where)
     return None
+
+
+@contextmanager
+def storage_faults(where: Path) -> Iterator[None]:
+    """Within: an ``OSError`` that :func:`storage_fault` recognises (``where``: the folder
+    being written) is raised as its :class:`~rl_transfer.errors.StorageError`; other errors
+    pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        fault = storage_fault(exc, where)
+        if fault is None:
+            raise
+        raise fault from None
 
 
 def _storage_error(reason: str, path: object) -> StorageError:

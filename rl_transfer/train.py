@@ -32,7 +32,7 @@ from rl_transfer.evaluation import (
     record_eval,
     tb_writer,
 )
-from rl_transfer.io import SOURCE_CURVE_FILE, atomic_write, storage_fault
+from rl_transfer.io import SOURCE_CURVE_FILE, atomic_write, storage_fault, storage_faults
 from rl_transfer.methods import TargetRun, TransferMethod, get_method
 from rl_transfer.methods.replay import REPLAY_FILE
 from rl_transfer.records import SourceRecord, TargetRecord, TransferReport, run_status
@@ -352,14 +352,9 @@ def record_failure(job: TargetJob, error: str, trace: str | None = None) -> dict
         StorageError: the run folder's filesystem is full or read-only.
     """
     record = TargetRecord(**job.identity(), status="failed", error=error, traceback=trace)
-    try:
+    with storage_faults(job.dir):
         job.dir.mkdir(parents=True, exist_ok=True)
         record.write(job.dir)
-    except OSError as exc:
-        fault = storage_fault(exc, job.dir)
-        if fault is None:
-            raise
-        raise fault from None
     return record.to_dict()
 
 

@@ -256,32 +256,42 @@ def test_a_cluster_without_the_token_is_one_error_line(cluster, tmp_path):
     assert not _hidden(cluster, tmp_path).exists()  # nothing written
 
 
-def test_a_study_survives_its_worker_node_dying(cluster, tiny_experiment, tmp_path):
+def _driver(cluster: Cluster, tmp_path: Path) -> subprocess.Popen:
+    """``rl-transfer run`` on the cluster in the background, its stderr in ``driver.err``."""
     with open(tmp_path / "driver.err", "w") as err:
-        driver = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "rl_transfer.cli", "run", *_args(cluster, tmp_path)],
             cwd=tmp_path,
             env={**cluster.env, "PYTHONHASHSEED": "0"},
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
-        try:
-            exp = _hidden(cluster, tmp_path) / "exp"
-            deadline = time.monotonic() + 300
-            # the trigger is the study's own progress: the first target run written done
-            while not any(
-                read_json(p).get("status") == "done" for p in exp.glob("*/*/*/seed_*/run.json")
-            ):
-                assert driver.poll() is None, (tmp_path / "driver.err").read_text()
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            runs = list(exp.glob("*/*/*/seed_*/run.json"))
-            cluster.kill_worker()
-            cluster.start_worker()
-            assert driver.wait(timeout=300) == 0, (tmp_path / "driver.err").read_text()
-        finally:
-            if driver.poll() is None:
-                driver.kill()
+
+
+def _wait_for_a_run(driver: subprocess.Popen, exp: Path, tmp_path: Path, done: bool) -> None:
+    """Wait until the study has written a target run.json (one saying done, if ``done``): a
+    trigger from the study's own progress, not a sleep."""
+    deadline = time.monotonic() + 300
+    while not any(
+        not done or read_json(p).get("status") == "done" for p in exp.glob("*/*/*/seed_*/run.json")
+    ):
+        assert driver.poll() is None, (tmp_path / "driver.err").read_text()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_a_study_survives_its_worker_node_dying(cluster, tiny_experiment, tmp_path):
+    driver = _driver(cluster, tmp_path)
+    try:
+        exp = _hidden(cluster, tmp_path) / "exp"
+        _wait_for_a_run(driver, exp, tmp_path, done=True)
+        runs = list(exp.glob("*/*/*/seed_*/run.json"))
+        cluster.kill_worker()
+        cluster.start_worker()
+        assert driver.wait(timeout=300) == 0, (tmp_path / "driver.err").read_text()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
     assert len(runs) < 6  # runs were still going when the node died (2 seeds x 3 arms)
     assert _results(exp) == _results(tiny_experiment)
     records = [read_json(p) for p in exp.glob("*/*/*/seed_*/run.json")]
@@ -297,27 +307,16 @@ def test_losing_the_head_ends_the_study_in_one_line(cluster, tmp_path):
     """Runs last: it kills the head. The driver notices that the cluster stopped answering and
     ends with one error line (exit 5) rather than Ray's own log lines a minute later; the runs
     that finished are kept."""
-    with open(tmp_path / "driver.err", "w") as err:
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "rl_transfer.cli", "run", *_args(cluster, tmp_path)],
-            cwd=tmp_path,
-            env={**cluster.env, "PYTHONHASHSEED": "0"},
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        try:
-            exp = _hidden(cluster, tmp_path) / "exp"
-            deadline = time.monotonic() + 300
-            while not any(exp.glob("*/*/*/seed_*/run.json")):
-                assert driver.poll() is None, (tmp_path / "driver.err").read_text()
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            cluster.head.kill()
-            cluster.head.wait()
-            code = driver.wait(timeout=120)
-        finally:
-            if driver.poll() is None:
-                driver.kill()
+    driver = _driver(cluster, tmp_path)
+    try:
+        exp = _hidden(cluster, tmp_path) / "exp"
+        _wait_for_a_run(driver, exp, tmp_path, done=False)
+        cluster.head.kill()
+        cluster.head.wait()
+        code = driver.wait(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
     said = (tmp_path / "driver.err").read_text()
     assert code == 5, said
     assert "Traceback" not in said

@@ -123,14 +123,15 @@ def unpack_once(files: Mapping[str, np.ndarray], folder: Path) -> bool:
             with storage_faults(folder.parent):
                 shutil.rmtree(tmp, ignore_errors=True)
                 _write_tree(files, tmp)
+                if folder.exists():  # left unfinished (a finished one returned above)
+                    shutil.rmtree(folder)
                 try:
                     os.rename(tmp, folder)
                     return True
-                except OSError:  # a folder is there: finished meanwhile, or left unfinished
+                except OSError:  # a local pretraining renamed its finished folder in first
                     if run_status(folder) == "done":
                         return False
-                unpack(files, folder)
-                return True
+                    raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rl_transfer.errors import ClusterLostError, MissingRunsError
-from rl_transfer.io import SEQUENTIAL_FILE, storage_fault, write_json
+from rl_transfer.io import SEQUENTIAL_FILE, storage_faults, write_json
 from rl_transfer.reports import ALPHA, hypothesis_id, print_tables, summarize, write_reports
 from rl_transfer.runner import (
     FolderLock,
@@ -104,7 +104,7 @@ class Experiment:
             ray, started_ray = connect_ray(self.spec.workers, self.spec.ray_address)
             ray = ray if started_ray else None
         try:
-            with FolderLock(root):
+            with storage_faults(root), FolderLock(root):
                 self.spec.check_resumable()
                 write_spec(self.spec, root)
                 if self.spec.adaptive:
@@ -115,11 +115,6 @@ class Experiment:
                         on_start(jobs)
                     reused, runs = jobs.reused, self._execute(jobs)
                 summary = write_reports(root)
-        except OSError as exc:
-            fault = storage_fault(exc, root)
-            if fault is None:
-                raise
-            raise fault from None
         except ClusterLostError:
             ray = None  # Ray's shutdown would wait for the dead cluster
             raise

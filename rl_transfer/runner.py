@@ -648,9 +648,8 @@ class _ClusterWatch:
     """Notices that the Ray cluster's head (its GCS) stopped answering."""
 
     def __init__(self, ray: Any) -> None:
-        self.address: str | None = None
         try:
-            self.address = ray.get_runtime_context().gcs_address
+            self.address: str | None = ray.get_runtime_context().gcs_address
         except Exception:  # noqa: BLE001  (Ray Client and older Rays: not watched)
             self.address = None
         self.last_answer = time.monotonic()
@@ -667,13 +666,10 @@ class _ClusterWatch:
         if self.address is None or now - self.last_probe < 1.0:
             return
         self.last_probe = now
-        host, _, port = self.address.rpartition(":")
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), 2.0).close()
+        if _tcp_refusal(self.address, 2.0) is None:
             self.last_answer = time.monotonic()
-        except (OSError, ValueError):
-            if time.monotonic() - self.last_answer >= CLUSTER_LOST_AFTER_S:
-                raise self.lose() from None
+        elif time.monotonic() - self.last_answer >= CLUSTER_LOST_AFTER_S:
+            raise self.lose() from None
 
     def lose(self) -> ClusterLostError:
         """The error that ends the study; Ray is left as it is (no cancel, no shutdown: they
@@ -721,7 +717,7 @@ def connect_ray(workers: int | None, address: str | None) -> tuple[Any, bool]:
         with _stderr_held():  # Ray's core logs every failed attempt (a wrong token: one a second)
             ray.init(**kwargs)
     except Exception as exc:  # noqa: BLE001  (Ray raises many kinds; each ends in one line)
-        first = next((line for line in str(exc).splitlines() if line.strip()), "")
+        first = _first_line(str(exc))
         cause = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
         if address:
             raise BackendError(
@@ -766,14 +762,23 @@ def _probe(address: str) -> None:
             f"--ray-address {address}: expected HOST:PORT of a Ray head (its GCS port, 6379 by "
             "default), e.g. --ray-address 10.0.0.5:6379"
         )
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), RAY_PROBE_TIMEOUT_S).close()
-    except OSError as exc:
+    refusal = _tcp_refusal(address, RAY_PROBE_TIMEOUT_S)
+    if refusal is not None:
         raise BackendError(
-            f"--ray-address {address}: no Ray cluster answers ({exc.strerror or exc}); check "
-            "the address (`ray status` on the head prints it), or omit --ray-address to start "
-            "a local Ray"
-        ) from None
+            f"--ray-address {address}: no Ray cluster answers ({refusal}); check the address "
+            "(`ray status` on the head prints it), or omit --ray-address to start a local Ray"
+        )
+
+
+def _tcp_refusal(address: str, timeout: float) -> str | None:
+    """Why nothing accepts a TCP connection at ``HOST:PORT`` within ``timeout`` seconds (the
+    system's reason), or None when something does."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout).close()
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
+    return None
 
 
 class _Shipping:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -51,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from envs import get_pair, register_pair  # noqa: E402
 from rl_transfer.io import read_json, write_json  # noqa: E402
+from rl_transfer.versions import machine  # noqa: E402
 
 BUDGETS_FILE = ROOT / "envs" / "budgets.json"
 SEEDS = 5
@@ -166,13 +166,23 @@ def _source_check_pair(pair_name: str, search: Search) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class Where:
+    """Where the search writes: experiment folders, caches, workers."""
+
+    out: Path
+    source_cache: Path
+    scratch_cache: Path
+    workers: int
+
+
 def _run_candidate(
-    pair: str, search: Search, steps: int, out: Path, workers: int, label: str
+    pair: str, search: Search, steps: int, where: Where, label: str
 ) -> dict[str, Any]:
     """Train scratch for ``steps`` env steps on ``pair``'s target, SEEDS seeds; the evidence."""
     from rl_transfer import Experiment
 
-    folder = out / pair / f"{search.algo}-{steps}"
+    folder = where.out / pair / f"{search.algo}-{steps}"
     started = time.time()
     result = Experiment(
         pairs=[pair],
@@ -182,9 +192,9 @@ def _run_candidate(
         target_steps=steps,
         eval_every=search.eval_every,
         out=folder,
-        source_cache=ROOT / "runs" / "sources",
-        scratch_cache=ROOT / "runs" / "scratch",
-        workers=workers,
+        source_cache=where.source_cache,
+        scratch_cache=where.scratch_cache,
+        workers=where.workers,
         quiet=True,
     ).run()
     threshold = get_pair(pair).threshold
@@ -201,6 +211,8 @@ def _run_candidate(
             {
                 "seed": seed,
                 "time_to_threshold": int(t[hit[0]]) if len(hit) else None,
+                # the budget in force: SB3 learns in whole rollouts (rounded up)
+                "steps_taken": info.get("target_steps"),
                 "best": round(float(f.max()), 3),
                 "final": round(float(f[-1]), 3),
                 "wall_time_s": info.get("wall_time_s"),
@@ -228,8 +240,7 @@ def _search(
     pair: str,
     search: Search,
     candidates: tuple[int, ...],
-    out: Path,
-    workers: int,
+    where: Where,
     label: str,
 ) -> dict[str, Any]:
     """Try ``candidates`` smallest first on ``pair`` until one passes (a candidate already run
@@ -237,24 +248,12 @@ def _search(
     tried: list[dict[str, Any]] = []
     chosen = None
     for steps in candidates:
-        evidence = _run_candidate(pair, search, steps, out, workers, label)
+        evidence = _run_candidate(pair, search, steps, where, label)
         tried.append(evidence)
         if evidence["passed"]:
             chosen = steps
             break
     return {"candidates": tried, "chosen": chosen}
-
-
-def _machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 def _commit() -> str | None:
@@ -285,9 +284,7 @@ def show(data: dict[str, Any]) -> str:
                 return f"not reached at {part['candidates'][-1]['steps']:,}"
             return "pending"
 
-        reached = ", ".join(
-            f"{c['steps'] // 1000}k: {c['reached']}/5" for c in tgt.get("candidates", [])
-        )
+        reached = ", ".join(f"{c['steps']:,}: {c['reached']}/5" for c in tgt.get("candidates", []))
         lines.append(
             f"| `{name}` | {entry['algo']} | {cell(src)} | {cell(tgt)} | {entry['eval_every']:,} "
             f"| {reached or '-'} |"
@@ -301,10 +298,26 @@ def main(argv: list[str] | None = None) -> int:
         "--pairs", default=",".join(SEARCH), help="pairs to search (comma-separated)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "budget-search")
+    parser.add_argument(
+        "--source-cache",
+        type=Path,
+        default=ROOT / "runs" / "sources",
+        help="the engine's source cache (default: runs/sources)",
+    )
+    parser.add_argument(
+        "--scratch-cache",
+        type=Path,
+        default=ROOT / "runs" / "scratch",
+        help="the engine's scratch cache, where the catalog study finds the runs (runs/scratch)",
+    )
+    parser.add_argument(
+        "--write", type=Path, default=BUDGETS_FILE, help="the output (envs/budgets.json)"
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--show", action="store_true", help="print the table of budgets.json")
     args = parser.parse_args(argv)
-    data = read_json(BUDGETS_FILE) if BUDGETS_FILE.exists() else {"pairs": {}}
+    data = read_json(args.write) if args.write.exists() else {"pairs": {}}
+    where = Where(args.out, args.source_cache, args.scratch_cache, args.workers)
     if args.show:
         print(show(data))
         return 0
@@ -318,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         "source budget: the same on the source variant, at the source env's threshold; each "
         "candidate its own learn() call"
     )
-    data["machine"] = _machine()
+    data["machine"] = machine()
     data["command"] = "python benchmarks/search_budgets.py " + shlex.join(argv or sys.argv[1:])
     data["commit"] = _commit()
     data["beyond_the_reference_machine"] = BEYOND
@@ -330,17 +343,17 @@ def main(argv: list[str] | None = None) -> int:
         check = _source_check_pair(name, search)
         skey = (check, search.algo, search.source_threshold)
         if skey not in sources:
-            sources[skey] = _search(check, search, search.source, args.out, args.workers, label)
+            sources[skey] = _search(check, search, search.source, where, label)
         entry = {
             "algo": search.algo,
             "why": search.why,
             "eval_every": search.eval_every,
             "source": {"variant": check, "threshold": search.source_threshold, **sources[skey]},
-            "target": _search(name, search, search.target, args.out, args.workers, label),
+            "target": _search(name, search, search.target, where, label),
         }
         entry["wall_time_s"] = round(time.time() - started, 1)
         data["pairs"][name] = entry
-        write_json(BUDGETS_FILE, data)
+        write_json(args.write, data)
     print(show(data))
     return 0
 

@@ -9,29 +9,90 @@ named in the pair's description.
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
+
 from envs.mappings import ActionMapping, Mappings
 from envs.pairs import Budget, EnvPair, Variant, _register_builtin
 
-# PPO with rl-baselines3-zoo's CartPole hyperparameters (8 envs, ~2,000 steps/s on one core here):
-# the source reaches 500 within 30k steps. The target budget is the zoo's own n_timesteps (1e5):
-# the linear learning-rate schedule spans one learn() call, and over 40k steps it decays too fast
-# for scratch to reach 475 on the long pole (measured: 0 of 3 seeds); over 100k, scratch reaches
-# it at 24k-34k steps on seeds 0, 1, 2.
+# Budgets measured on the reference machine by benchmarks/search_budgets.py (envs/budgets.json):
+# for each classic-control pair and its algorithm, the smallest candidate at which scratch reaches
+# the threshold on 4 of 5 seeds, and the smallest at which the source does on the source variant.
+# The other algorithms' budgets, and the pairs beyond the reference machine, are derived from
+# rl-baselines3-zoo's n_timesteps for the base env and were not run here: their basis says so.
+_ZOO = "rl-baselines3-zoo's n_timesteps for the base env; not measured here"
+_BEYOND = (
+    "beyond the reference machine (2 CPU cores): rl-baselines3-zoo's n_timesteps for the base "
+    "env, not measured here"
+)
 _CARTPOLE = {
-    "ppo": Budget(source_steps=30_000, target_steps=100_000, eval_every=2_000),
-    "dqn": Budget(source_steps=50_000, target_steps=50_000, eval_every=2_000),
+    "ppo": Budget(30_000, 100_000, 2_000, _ZOO),
+    "dqn": Budget(50_000, 50_000, 2_000, _ZOO),
 }
-# Recommendations from rl-baselines3-zoo's n_timesteps for the base envs (not measured here).
-_MOUNTAINCAR = {"dqn": Budget(120_000, 120_000, 4_000), "ppo": Budget(1_000_000, 1_000_000, 20_000)}
-_ACROBOT = {"ppo": Budget(1_000_000, 1_000_000, 20_000), "dqn": Budget(100_000, 100_000, 4_000)}
+_MOUNTAINCAR = {
+    "dqn": Budget(120_000, 120_000, 4_000, _ZOO),
+    "ppo": Budget(1_000_000, 1_000_000, 20_000, _ZOO),
+}
+_ACROBOT = {
+    "ppo": Budget(1_000_000, 1_000_000, 20_000, _ZOO),
+    "dqn": Budget(100_000, 100_000, 4_000, _ZOO),
+}
 _PENDULUM = {
-    "ppo": Budget(1_000_000, 1_000_000, 20_000),
-    # SAC: scratch reaches -200 within 5k steps and plateaus by 10k (docs/results.md)
-    "sac": Budget(10_000, 10_000, 500),
+    "ppo": Budget(1_000_000, 1_000_000, 20_000, _ZOO),
+    "sac": Budget(20_000, 20_000, 500, _ZOO),
 }
-_LUNAR = {"ppo": Budget(1_000_000, 1_000_000, 20_000), "dqn": Budget(100_000, 100_000, 5_000)}
-_HOPPER = {"ppo": Budget(1_000_000, 1_000_000, 20_000)}
-_MCC = {"ppo": Budget(20_000, 20_000, 1_000)}
+_LUNAR = {
+    "ppo": Budget(1_000_000, 1_000_000, 20_000, _BEYOND),
+    "dqn": Budget(100_000, 100_000, 5_000, _BEYOND),
+}
+_HOPPER = {"ppo": Budget(1_000_000, 1_000_000, 20_000, _BEYOND)}
+_MCC = {"ppo": Budget(20_000, 20_000, 1_000, _ZOO)}
+
+BUDGETS_FILE = Path(__file__).with_name("budgets.json")
+"""The budget search's output (benchmarks/search_budgets.py)."""
+
+
+def measured_budgets() -> dict:
+    """envs/budgets.json's content (``{"pairs": {}}`` when absent or unreadable)."""
+    try:
+        return json.loads(BUDGETS_FILE.read_text())
+    except (OSError, ValueError):
+        return {"pairs": {}}
+
+
+def apply_measured(name: str, recommended: dict[str, Budget], measured: dict) -> dict[str, Budget]:
+    """``recommended`` with the budget ``measured`` (envs/budgets.json's content) holds for pair
+    ``name`` in force for its algorithm; a pair whose scratch never reached the threshold keeps
+    the zoo-derived budget, marked beyond the reference machine."""
+    entry = measured.get("pairs", {}).get(name)
+    if not entry:
+        return recommended
+    budgets = dict(recommended)
+    algo, src, tgt = entry["algo"], entry["source"], entry["target"]
+
+    def seen(part: dict) -> str:
+        return ", ".join(f"{c['reached']}/5 at {c['steps']:,}" for c in part["candidates"])
+
+    if src.get("chosen") and tgt.get("chosen"):
+        budgets[algo] = Budget(
+            src["chosen"],
+            tgt["chosen"],
+            entry["eval_every"],
+            f"measured on the reference machine (benchmarks/search_budgets.py): scratch reached "
+            f"the threshold on {seen(tgt)} seeds; the source reached {src['threshold']:g} on "
+            f"the source variant on {seen(src)}",
+        )
+    elif tgt.get("candidates") and not tgt.get("chosen"):
+        old = budgets.get(algo)
+        if old is not None:
+            budgets[algo] = replace(
+                old,
+                basis=f"scratch did not reach the threshold on 4 of 5 seeds ({seen(tgt)}): "
+                + _BEYOND,
+            )
+    return budgets
+
 
 _CP_NOTE = "threshold 475 = CartPole-v1's reward_threshold; R_max 500 = its time limit"
 
@@ -57,7 +118,7 @@ def _pair(
         threshold=threshold,
         r_min=r_min,
         r_max=r_max,
-        budgets=budgets,
+        budgets=apply_measured(name, budgets, _MEASURED),
         description=description,
         r_min_note=(
             f"measured: random policy on the target, {episodes} episodes, seeds 0..{episodes - 1}"
@@ -66,6 +127,8 @@ def _pair(
         r_min_episodes=episodes,
     )
 
+
+_MEASURED = measured_budgets()
 
 RMIN: dict[str, float] = {
     "cartpole-long-pole": 33.787,

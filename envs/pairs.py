@@ -99,17 +99,20 @@ class Variant:
 
 @dataclass(frozen=True)
 class Budget:
-    """Recommended budget of a pair for one algorithm, in env steps.
+    """Budget of a pair for one algorithm, in env steps.
 
     Attributes:
         source_steps: pretraining steps on the source task.
         target_steps: training steps on the target task (both arms).
         eval_every: target steps between two evaluations.
+        basis: where the numbers come from: measured here (and what was seen), or derived
+            from rl-baselines3-zoo's ``n_timesteps`` without being run; empty when not stated.
     """
 
     source_steps: int
     target_steps: int
     eval_every: int
+    basis: str = ""
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,7 @@ class EnvPair:
                     "source_steps": b.source_steps,
                     "target_steps": b.target_steps,
                     "eval_every": b.eval_every,
+                    **({"basis": b.basis} if b.basis else {}),
                 }
                 for a, b in self.budgets.items()
             },

@@ -13,9 +13,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from rl_transfer.errors import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE, RLTransferError
+
+if TYPE_CHECKING:
+    from rl_transfer.experiment import Experiment
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         type=Path,
         help=_with_default(
-            "a study file (YAML) with the keys of these flags (knobs: for --knob); flags "
-            "given override it",
+            "a study file (YAML) with the keys of these flags (knobs: for --knob), or several "
+            "experiments listed under `experiments` (run one after the other); flags given "
+            "override it",
             "none",
         ),
     )
@@ -172,14 +176,51 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from rl_transfer.errors import SpecError
     from rl_transfer.experiment import Experiment
-    from rl_transfer.runner import Plan
+    from rl_transfer.spec import study_size
 
     kwargs = _spec_kwargs(args)
     if args.max_seeds is not None and args.seeds not in (None, "auto"):
         raise SpecError(
             f"--max-seeds applies to --seeds auto; with --seeds {args.seeds} every seed runs"
         )
-    exp = Experiment(study=args.study, quiet=args.quiet, **kwargs)
+    n = study_size(args.study) if args.study is not None else 0
+    if not n:
+        return _run_one(Experiment(study=args.study, quiet=args.quiet, **kwargs))
+    for flag, value in (("--out", args.out), ("--name", args.name)):
+        if value is not None:
+            raise SpecError(
+                f"{flag} names one experiment's folder and study file {args.study} holds {n} "
+                "experiments: give each its own `name` in the file, or leave it out"
+            )
+    # every experiment is checked before the first one starts
+    experiments = [
+        Experiment(study=args.study, quiet=args.quiet, entry=i, **kwargs) for i in range(n)
+    ]
+    folders: dict[Path, int] = {}
+    for i, exp in enumerate(experiments):
+        out = exp.spec.output_dir().resolve()
+        if out in folders:
+            raise SpecError(
+                f"study file {args.study}: experiments {folders[out]} and {i} would both write "
+                f"{out}; give them different names or settings"
+            )
+        folders[out] = i
+    status = 0
+    for i, exp in enumerate(experiments, 1):
+        print(f"study {args.study}: experiment {i} of {n}", file=sys.stderr)
+        status = _run_one(exp) or status
+    print(
+        f"study {args.study}: {n} experiments in "
+        + ", ".join(str(e.spec.output_dir()) for e in experiments),
+        file=sys.stderr,
+    )
+    return status
+
+
+def _run_one(exp: Experiment) -> int:
+    """Run one experiment with progress and its tables; its exit status."""
+    from rl_transfer.runner import Plan
+
     out = exp.spec.output_dir()
 
     def announce(jobs: Plan) -> None:

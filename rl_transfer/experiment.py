@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rl_transfer.errors import ClusterLostError, MissingRunsError
-from rl_transfer.io import SEQUENTIAL_FILE, storage_faults, write_json
+from rl_transfer.io import INVOCATIONS_FILE, SEQUENTIAL_FILE, storage_faults, write_json
 from rl_transfer.reports import ALPHA, hypothesis_id, print_tables, summarize, write_reports
 from rl_transfer.runner import (
     FolderLock,
@@ -22,7 +22,7 @@ from rl_transfer.runner import (
     plan,
     write_spec,
 )
-from rl_transfer.spec import MIN_SEEDS, ExperimentSpec, spec_from
+from rl_transfer.spec import MIN_SEEDS, ExperimentSpec, default_workers, spec_from
 from rl_transfer.stats import look_schedule, sequential_holm_look
 
 
@@ -64,6 +64,8 @@ class Experiment:
     Args:
         study: optional study file (YAML); keyword arguments override its keys.
         quiet: no progress display.
+        entry: which experiment of a study file that lists several under ``experiments``
+            (from 0; :func:`rl_transfer.spec.study_size` counts them).
         **kwargs: fields of :class:`rl_transfer.spec.ExperimentSpec` (``algo="dqn"`` is short for
             ``algos=["dqn"]``; ``method_args=`` is the former name of ``knobs=``), for example
             ``Experiment(pairs=["cartpole-long-pole"], algo="ppo", methods=["shaping"], seeds=3,
@@ -77,8 +79,14 @@ class Experiment:
             (all :class:`rl_transfer.errors.RLTransferError`).
     """
 
-    def __init__(self, study: str | Path | None = None, quiet: bool = False, **kwargs: Any):
-        self.spec = spec_from(Path(study) if study is not None else None, **kwargs)
+    def __init__(
+        self,
+        study: str | Path | None = None,
+        quiet: bool = False,
+        entry: int | None = None,
+        **kwargs: Any,
+    ):
+        self.spec = spec_from(Path(study) if study is not None else None, entry, **kwargs)
         self.spec.validate()
         self.quiet = quiet
 
@@ -107,13 +115,21 @@ class Experiment:
             with storage_faults(root), FolderLock(root):
                 self.spec.check_resumable()
                 write_spec(self.spec, root)
-                if self.spec.adaptive:
-                    reused, runs = self._run_adaptive(root, on_start)
-                else:
-                    jobs = plan(self.spec, root)
-                    if on_start is not None:
-                        on_start(jobs)
-                    reused, runs = jobs.reused, self._execute(jobs)
+                outcome = "interrupted"
+                try:
+                    if self.spec.adaptive:
+                        reused, runs = self._run_adaptive(root, on_start)
+                    else:
+                        jobs = plan(self.spec, root)
+                        if on_start is not None:
+                            on_start(jobs)
+                        reused, runs = jobs.reused, self._execute(jobs)
+                    outcome = "finished"
+                except Exception as exc:
+                    outcome = f"stopped: {type(exc).__name__}"
+                    raise
+                finally:
+                    _record_invocation(root, self.spec, started, outcome)
                 summary = write_reports(root)
         except ClusterLostError:
             ray = None  # Ray's shutdown would wait for the dead cluster
@@ -222,6 +238,34 @@ class Experiment:
             if not open_:
                 break
         return reused, runs
+
+
+def _record_invocation(root: Path, spec: ExperimentSpec, started: float, outcome: str) -> None:
+    """Append this invocation to ``invocations.json`` (atomically): when it started, its wall
+    time, how it ended, the machine, workers and backend; a study resumed across restarts adds
+    one entry per invocation. A write that fails (full disk) is skipped: the runs matter more."""
+    from rl_transfer.io import read_json
+    from rl_transfer.versions import machine
+
+    path = root / INVOCATIONS_FILE
+    try:
+        history = read_json(path) if path.is_file() else []
+    except (OSError, ValueError):
+        history = []
+    history.append(
+        {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "wall_time_s": round(time.time() - started, 1),
+            "outcome": outcome,
+            "machine": machine(),
+            "workers": spec.workers or default_workers(),
+            "backend": spec.backend,
+        }
+    )
+    try:
+        write_json(path, history)
+    except OSError:
+        pass
 
 
 def _run_id(info: dict[str, Any]) -> tuple[str, str, str, int]:

@@ -57,6 +57,9 @@ def read_json(path: Path) -> Any:
 SOURCE_CURVE_FILE = "source_on_target.npz"
 """In a transfer run's folder: the source's checkpoints during pretraining evaluated on this run's
 target (evaluations.npz layout; ``timesteps`` are source steps, ending at the final model)."""
+INVOCATIONS_FILE = "invocations.json"
+"""An experiment folder's log of the invocations that worked on it (start, wall time, outcome,
+machine, workers, backend), one entry per invocation."""
 SEQUENTIAL_FILE = "sequential.json"
 """In an adaptive experiment's folder: the looks taken and each hypothesis's decision."""
 

@@ -1115,6 +1115,9 @@ def options() -> dict[str, Option]:
 STUDY_KEYS: tuple[str, ...] = tuple(k for k, o in options().items() if o.study)
 """The keys a study file may set (the names of the fields it may set)."""
 
+STUDY_EXPERIMENTS = "experiments"
+"""The study-file key that lists several experiments (each a mapping of study keys)."""
+
 ALIASES: dict[str, str] = {a: k for k, o in options().items() for a in o.aliases}
 """Other names of study keys and keywords -> the field's name (``algo`` -> ``algos``,
 ``method_args`` -> ``knobs``)."""
@@ -1156,16 +1159,8 @@ def _study_model() -> Any:
     )
 
 
-def load_study(path: Path) -> dict[str, Any]:
-    """Read and validate a study file; return the spec keyword arguments it sets.
-
-    Raises:
-        SpecError: unreadable file, invalid YAML (``file:line:column: problem``), an unknown
-            key (closest valid key suggested) or a value of the wrong type, in one line naming
-            the file and the key.
-    """
-    from pydantic import ValidationError
-
+def _read_study(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """A study file's top-level keys and its ``experiments`` list (None when it has none)."""
     from rl_transfer.errors import read_yaml
 
     data = read_yaml(path, "study", SpecError)
@@ -1173,7 +1168,62 @@ def load_study(path: Path) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise SpecError(f"study file {path} must be a mapping of keys to values")
-    data = _canonical(data, f"study file {path}")
+    data = dict(data)
+    if STUDY_EXPERIMENTS not in data:
+        return data, None
+    entries = data.pop(STUDY_EXPERIMENTS)
+    if (
+        not isinstance(entries, list)
+        or not entries
+        or not all(isinstance(e, dict) and e for e in entries)
+    ):
+        raise SpecError(
+            f"study file {path}: {STUDY_EXPERIMENTS}: expected a non-empty list of mappings of "
+            f"keys to values, one per experiment (got {entries!r})"
+        )
+    return data, entries
+
+
+def study_size(path: Path) -> int:
+    """How many experiments a study file holds: the length of its ``experiments`` list, or 0
+    for a file of one experiment (keys at the top level only).
+
+    Raises:
+        SpecError: unreadable file, invalid YAML, or an ``experiments`` value that is not a
+            non-empty list of mappings.
+    """
+    return len(_read_study(path)[1] or [])
+
+
+def load_study(path: Path, entry: int | None = None) -> dict[str, Any]:
+    """Read and validate a study file; return the spec keyword arguments it sets.
+
+    A study file of several experiments lists them under ``experiments``; the keys at its top
+    level apply to each, and an experiment's own keys replace them. ``entry`` picks one (from 0).
+
+    Raises:
+        SpecError: unreadable file, invalid YAML (``file:line:column: problem``), an unknown
+            key (closest valid key suggested) or a value of the wrong type, in one line naming
+            the file (and experiment) and the key; ``entry`` missing for a file of several
+            experiments, given for a file of one, or out of range.
+    """
+    from pydantic import ValidationError
+
+    data, entries = _read_study(path)
+    where = f"study file {path}"
+    if entries is None:
+        if entry is not None:
+            raise SpecError(f"{where} holds one experiment (no {STUDY_EXPERIMENTS!r} list)")
+        data = _canonical(data, where)
+    else:
+        if entry is None or not 0 <= entry < len(entries):
+            raise SpecError(
+                f"{where} holds {len(entries)} experiments: pick one with entry=0.."
+                f"{len(entries) - 1}, or run them all with `rl-transfer run {path}`"
+            )
+        top = _canonical(data, where)
+        where = f"{where}: {STUDY_EXPERIMENTS}[{entry}]"
+        data = {**top, **_canonical(entries[entry], where)}
     try:
         parsed = _study_model()(**data)
     except ValidationError as exc:
@@ -1186,25 +1236,22 @@ def load_study(path: Path) -> dict[str, Any]:
                 if close
                 else f"; valid keys: {', '.join(STUDY_KEYS)}"
             )
-            raise SpecError(f"study file {path}: unknown key {key!r}{hint}") from None
+            raise SpecError(f"{where}: unknown key {key!r}{hint}") from None
         if err["loc"][0] == "hyperparams_file":
             raise SpecError(
-                f"study file {path}: hyperparams_file: expected a file path or "
+                f"{where}: hyperparams_file: expected a file path or "
                 f"{{algo: path}} (got {data.get('hyperparams_file')!r})"
             ) from None
         if err["loc"][0] == "hyperparams":
             raise SpecError(
-                f"study file {path}: hyperparams: expected {{algo: {{key: value}}}} or "
+                f"{where}: hyperparams: expected {{algo: {{key: value}}}} or "
                 f"{{key: value}} (got {data.get('hyperparams')!r})"
             ) from None
         if err["loc"][0] == "seeds":
             raise SpecError(
-                f"study file {path}: seeds: expected a positive integer or 'auto' "
-                f"(got {data.get('seeds')!r})"
+                f"{where}: seeds: expected a positive integer or 'auto' (got {data.get('seeds')!r})"
             ) from None
-        raise SpecError(
-            f"study file {path}: {key}: {err['msg']} (got {err.get('input')!r})"
-        ) from None
+        raise SpecError(f"{where}: {key}: {err['msg']} (got {err.get('input')!r})") from None
     out = {k: v for k, v in parsed.model_dump().items() if v is not None}
     files = out.get("hyperparams_file")
     if files is not None:  # a path in a study file is relative to the study file
@@ -1216,8 +1263,11 @@ def load_study(path: Path) -> dict[str, Any]:
     return out
 
 
-def spec_from(study: Path | None = None, **overrides: Any) -> ExperimentSpec:
-    """Build a spec from an optional study file and keyword overrides (None = not given).
+def spec_from(
+    study: Path | None = None, entry: int | None = None, **overrides: Any
+) -> ExperimentSpec:
+    """Build a spec from an optional study file (``entry``: which of its experiments, when it
+    lists several) and keyword overrides (None = not given).
 
     The keywords are :class:`ExperimentSpec`'s fields; ``algo``/``pair`` are accepted for
     ``algos``/``pairs`` (one name or a list), ``method_args`` for ``knobs``.
@@ -1225,7 +1275,7 @@ def spec_from(study: Path | None = None, **overrides: Any) -> ExperimentSpec:
     Raises:
         SpecError: an unknown keyword argument, or one given under two names.
     """
-    kwargs = load_study(study) if study is not None else {}
+    kwargs = load_study(study, entry) if study is not None else {}
     given = {k: v for k, v in overrides.items() if v is not None}
     given_as = {ALIASES[k]: k for k in given if k in ALIASES}
     overrides = _canonical(given, "experiment arguments")

@@ -16,3 +16,27 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "missing"
     return out
+
+
+def machine() -> dict[str, object]:
+    """The machine a result was measured on: CPU model (``/proc/cpuinfo``'s first ``model
+    name``, else :func:`platform.processor`), logical cores, OS and Python version. Floating-point
+    results differ between CPU vendors, so a published number names its machine."""
+    import os
+    import platform
+
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }

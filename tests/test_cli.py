@@ -218,7 +218,7 @@ def test_report_rebuilds_the_same_summary(tiny_experiment, tmp_path):
             "pass --eval-every 1000 or less, or raise --target-steps to 2000 or more",
         ),
         (
-            ["--eval-every", "200000"],
+            ["--target-steps", "100000", "--eval-every", "200000"],
             "pass --eval-every 100000 or less, or raise --target-steps to 200000 or more",
         ),
     ],

@@ -1,0 +1,192 @@
+"""The measured catalog: study files of several experiments, the invocation log, the budget
+search (benchmarks/search_budgets.py) and the budgets it wrote (envs/budgets.json)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import cli, cli_forked, read_json
+
+from envs import get_pair
+from envs.catalog import BUDGETS_FILE, CATALOG, apply_measured, measured_budgets
+from envs.pairs import Budget
+from rl_transfer.errors import SpecError
+from rl_transfer.spec import load_study, spec_from, study_size
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STUDY = """\
+seeds: 1
+source_steps: 256
+target_steps: 256
+eval_every: 256
+eval_episodes: 2
+workers: 2
+experiments:
+  - {name: long, pair: cartpole-long-pole, methods: [policy]}
+  - {name: heavy, pair: cartpole-heavy-pole, methods: [value], eval_episodes: 3}
+"""
+
+
+def test_a_study_of_several_experiments_runs_each_in_its_folder(tmp_path):
+    (tmp_path / "study.yaml").write_text(STUDY)
+    proc = cli("run", "study.yaml", "--source-cache", "src", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "experiment 1 of 2" in proc.stderr and "experiment 2 of 2" in proc.stderr
+    for name, pair, method, episodes in (
+        ("long", "cartpole-long-pole", "policy", 2),
+        ("heavy", "cartpole-heavy-pole", "value", 3),
+    ):
+        exp = tmp_path / "runs" / name
+        run = read_json(exp / pair / "ppo" / method / "seed_0" / "run.json")
+        assert run["status"] == "done" and run["eval_episodes"] == episodes
+        assert (exp / "summary.json").is_file()
+        (log,) = read_json(exp / "invocations.json")
+        assert log["outcome"] == "finished" and log["workers"] == 2
+        assert log["machine"]["cores"] >= 1 and log["machine"]["cpu"]
+    # the same command resumes: nothing is trained again, one more invocation is logged
+    again = cli("run", "study.yaml", "--source-cache", "src", "--quiet", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("0 job(s) to run") == 2
+    assert len(read_json(tmp_path / "runs" / "long" / "invocations.json")) == 2
+
+
+@pytest.mark.parametrize(
+    "text, extra, message",
+    [
+        (
+            STUDY.replace("methods: [value]", "methods: [value], colour: red"),
+            [],
+            "experiments[1]: unknown key 'colour'",
+        ),
+        (
+            STUDY.replace("cartpole-heavy-pole", "cartpole-heavy-poles"),
+            [],
+            "cartpole-heavy-poles",
+        ),
+        (STUDY, ["--out", "x"], "--out names one experiment's folder"),
+        (STUDY.replace("name: heavy", "name: long"), [], "would both write"),
+        ("experiments: []\n", [], "expected a non-empty list of mappings"),
+    ],
+)
+def test_a_bad_experiment_in_a_study_stops_it_before_anything_runs(tmp_path, text, extra, message):
+    (tmp_path / "study.yaml").write_text(text)
+    proc = cli_forked("run", "study.yaml", "--source-cache", "src", *extra, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]
+
+
+def test_study_entries_from_python(tmp_path):
+    study = tmp_path / "study.yaml"
+    study.write_text(STUDY)
+    assert study_size(study) == 2
+    assert load_study(study, 1)["pairs"] == ["cartpole-heavy-pole"]
+    spec = spec_from(study, 1, seeds=4)  # keywords override every entry
+    assert (spec.name, spec.eval_episodes, spec.seeds) == ("heavy", 3, 4)
+    with pytest.raises(SpecError, match="holds 2 experiments: pick one with entry=0..1"):
+        load_study(study)
+    single = tmp_path / "one.yaml"
+    single.write_text("seeds: 2\n")
+    assert study_size(single) == 0
+    with pytest.raises(SpecError, match="holds one experiment"):
+        load_study(single, 0)
+
+
+def test_the_catalog_study_file_is_valid():
+    study = ROOT / "experiments" / "catalog.yaml"
+    n = study_size(study)
+    specs = [spec_from(study, i) for i in range(n)]
+    for spec in specs:
+        spec.validate()
+        (pair,) = spec.pair_objects()
+        (algo,) = spec.algos
+        assert spec.seeds == "auto" and spec.max_seeds == 10
+        # every experiment runs at the pair's measured budget
+        assert "measured" in pair.budget(algo).basis, pair.name
+    measured = set(measured_budgets()["pairs"])
+    assert {s.pairs[0] for s in specs} <= measured
+
+
+def _search_module():
+    spec = importlib.util.spec_from_file_location(
+        "search_budgets", ROOT / "benchmarks" / "search_budgets.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["search_budgets"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _steps(b: Budget) -> tuple[int, int, int]:
+    return b.source_steps, b.target_steps, b.eval_every
+
+
+def test_budget_search_records_the_evidence_and_the_catalog_reads_it(tmp_path, monkeypatch):
+    search = _search_module()
+    # a real search, scaled down: 256-step candidates cannot reach CartPole's 475
+    monkeypatch.setattr(
+        search,
+        "SEARCH",
+        {"cartpole-long-pole": search.Search("ppo", 256, (256,), (256,), 475.0, "test")},
+    )
+    out = tmp_path / "budgets.json"
+    args = ["--out", str(tmp_path / "s"), "--write", str(out), "--workers", "2"]
+    args += ["--source-cache", str(tmp_path / "src"), "--scratch-cache", str(tmp_path / "scr")]
+    assert search.main(args) == 0
+    data = read_json(out)
+    entry = data["pairs"]["cartpole-long-pole"]
+    (cand,) = entry["target"]["candidates"]
+    assert entry["target"]["chosen"] is None and cand["passed"] is False
+    assert [s["seed"] for s in cand["seeds"]] == [0, 1, 2, 3, 4]
+    assert cand["reached"] == sum(s["time_to_threshold"] is not None for s in cand["seeds"])
+    assert data["machine"]["cpu"] and "search_budgets.py" in data["command"]
+    # the runs (5 on the target, 5 on the source variant) went to the scratch cache, where a
+    # later experiment at the same budget finds them
+    assert len(list((tmp_path / "scr").iterdir())) == 10
+    recommended = {"ppo": Budget(30_000, 100_000, 2_000, "zoo")}
+    budgets = apply_measured("cartpole-long-pole", recommended, data)
+    assert _steps(budgets["ppo"]) == (30_000, 100_000, 2_000)
+    assert "did not reach the threshold" in budgets["ppo"].basis
+    # a passing candidate puts the measured numbers in force
+    entry["target"] = {"candidates": [{**cand, "passed": True, "reached": 5}], "chosen": 256}
+    entry["source"]["chosen"] = 256
+    budgets = apply_measured("cartpole-long-pole", recommended, data)
+    assert _steps(budgets["ppo"]) == (256, 256, 256) and "measured" in budgets["ppo"].basis
+
+
+def test_committed_budgets_follow_the_rule():
+    data = json.loads(BUDGETS_FILE.read_text())
+    assert data["rule"] and data["machine"]["cpu"]
+    for name, entry in data["pairs"].items():
+        for part in (entry["source"], entry["target"]):
+            steps = [c["steps"] for c in part["candidates"]]
+            assert steps == sorted(steps), name
+            for c in part["candidates"]:
+                assert c["reached"] == sum(s["time_to_threshold"] is not None for s in c["seeds"])
+                assert c["passed"] == (c["reached"] >= 4)
+                for s in c["seeds"]:
+                    t = s["time_to_threshold"]
+                    assert c["steps"] <= s["steps_taken"]  # whole rollouts: rounded up
+                    assert t is None or (0 <= t <= s["steps_taken"] and s["best"] >= c["threshold"])
+            # the smallest passing candidate is chosen; the search stopped there
+            passed = [c["steps"] for c in part["candidates"] if c["passed"]]
+            assert part["chosen"] == (passed[0] if passed else None), name
+            assert not passed or passed == [steps[-1]], name
+        budget = get_pair(name).budget(entry["algo"])
+        if entry["source"]["chosen"] and entry["target"]["chosen"]:
+            assert budget.source_steps == entry["source"]["chosen"]
+            assert budget.target_steps == entry["target"]["chosen"]
+            assert budget.eval_every == entry["eval_every"]
+            assert budget.basis.startswith("measured")
+
+
+def test_every_catalog_budget_says_where_it_comes_from():
+    for pair in CATALOG:
+        for algo, budget in pair.budgets.items():
+            assert budget.basis, (pair.name, algo)
+    shown = get_pair("hopper-heavy").to_dict()["budgets"]["ppo"]
+    assert "beyond the reference machine" in shown["basis"]

@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format benchmark clean
+.PHONY: install demo test lint format benchmark clean budgets catalog results
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,16 @@ install: $(STAMP)
 
 demo: $(STAMP)  ## the default experiment: cartpole-long-pole, PPO, policy + value vs scratch, 3 seeds
 	$(BIN)/rl-transfer run
+
+budgets: $(STAMP)  ## measure the classic-control pairs' budgets (envs/budgets.json; hours, resumable)
+	$(BIN)/python benchmarks/search_budgets.py
+
+catalog: $(STAMP)  ## the measured catalog study (experiments/catalog.yaml; CPU-hours, resumable)
+	$(BIN)/python benchmarks/catalog_estimate.py
+	$(BIN)/rl-transfer run experiments/catalog.yaml
+
+results: $(STAMP)  ## docs/results.md's measured part, from the catalog study's folders
+	$(BIN)/python benchmarks/catalog_results.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

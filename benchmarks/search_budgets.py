@@ -348,7 +348,13 @@ def main(argv: list[str] | None = None) -> int:
             "algo": search.algo,
             "why": search.why,
             "eval_every": search.eval_every,
-            "source": {"variant": check, "threshold": search.source_threshold, **sources[skey]},
+            "source": {
+                "variant": check,
+                "family": get_pair(name).source.family,
+                "params": dict(get_pair(name).source.params),
+                "threshold": search.source_threshold,
+                **sources[skey],
+            },
             "target": _search(name, search, search.target, where, label),
         }
         entry["wall_time_s"] = round(time.time() - started, 1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,17 @@ from rl_transfer.io import INVOCATIONS_FILE, SEQUENTIAL_FILE, read_json, write_t
 from rl_transfer.reports.console import fmt_number, fmt_p, metric_cell  # noqa: E402
 from rl_transfer.spec import spec_from, study_size  # noqa: E402
 
-STUDY = ROOT / "experiments" / "catalog.yaml"
-DOC = ROOT / "docs" / "results.md"
-IMAGES = ROOT / "docs" / "images"
+
+@dataclass(frozen=True)
+class Paths:
+    """The study file, the folder its experiments are in, the document and its images folder."""
+
+    study: Path = ROOT / "experiments" / "catalog.yaml"
+    runs: Path = ROOT / "runs"
+    doc: Path = ROOT / "docs" / "results.md"
+    images: Path = ROOT / "docs" / "images"
+
+
 REGIONS = ("budgets", "estimate", "results")
 """The parts of docs/results.md this script writes, each between ``<!-- begin NAME -->`` and
 ``<!-- end NAME -->``; the text around them is written by hand."""
@@ -70,11 +79,11 @@ ZOO = {
 }
 
 
-def _experiments() -> list[dict[str, Any]]:
+def _experiments(paths: Paths) -> list[dict[str, Any]]:
     out = []
-    for i in range(study_size(STUDY)):
-        spec = spec_from(STUDY, i)
-        folder = ROOT / "runs" / spec.name
+    for i in range(study_size(paths.study)):
+        spec = spec_from(paths.study, i)
+        folder = paths.runs / spec.name
         summary = folder / "summary.json"
         seq = folder / SEQUENTIAL_FILE
         inv = folder / INVOCATIONS_FILE
@@ -105,7 +114,7 @@ def _state(exp: dict[str, Any]) -> str:
     return "finished"
 
 
-def _cpu_seconds(folder: Path) -> float:
+def _cpu_seconds(folder: Path, cache: Path) -> float:
     """Sum of the wall times of every run (target runs and the sources they used), seconds."""
     total = 0.0
     sources: set[str] = set()
@@ -114,7 +123,6 @@ def _cpu_seconds(folder: Path) -> float:
         total += info.get("wall_time_s") or 0.0
         if info.get("source_key"):
             sources.add(info["source_key"])
-    cache = ROOT / "runs" / "sources"
     for key in sources:
         rec = cache / key / "run.json"
         if rec.is_file():
@@ -136,7 +144,7 @@ def _seq(r: dict[str, Any]) -> str:
     return f"{seq.get('status', 'open')}, {seq.get('n', len(r['seeds']))} seeds"
 
 
-def _pair_section(exp: dict[str, Any]) -> list[str]:
+def _pair_section(exp: dict[str, Any], images: Path) -> list[str]:
     pair, algo = exp["pair"], exp["algo"]
     p = get_pair(pair)
     b = p.budget(algo)
@@ -182,7 +190,7 @@ def _pair_section(exp: dict[str, Any]) -> list[str]:
         )
     png = exp["folder"] / f"curves_{pair}_{algo}.png"
     if pair in PLOTS and png.is_file():
-        dest = IMAGES / f"catalog_{pair}_{algo}.png"
+        dest = images / f"catalog_{pair}_{algo}.png"
         shutil.copyfile(png, dest)
         lines += ["", f"![{pair} {algo} curves](images/{dest.name})"]
     lines.append("")
@@ -239,16 +247,16 @@ def _iqm(x: list[float]) -> float:
     return float(trim_mean(x, 0.25))
 
 
-def generated() -> str:
+def generated(paths: Paths) -> str:
     """The measured part of docs/results.md."""
-    exps = _experiments()
+    exps = _experiments(paths)
     machines, wall, cpu, done = set(), 0.0, 0.0, 0
     for exp in exps:
         for inv in exp["invocations"]:
             machines.add(f"{inv['machine']['cpu']}, {inv['machine']['cores']} cores")
             wall += inv["wall_time_s"]
         if exp["summary"] is not None:
-            cpu += _cpu_seconds(exp["folder"])
+            cpu += _cpu_seconds(exp["folder"], paths.runs / "sources")
         done += _state(exp) == "finished"
     lines = [
         "```",
@@ -268,7 +276,7 @@ def generated() -> str:
         "",
     ]
     for exp in exps:
-        lines += _pair_section(exp)
+        lines += _pair_section(exp, paths.images)
     lines += [
         "## Scratch baselines against rl-baselines3-zoo",
         "",
@@ -277,7 +285,7 @@ def generated() -> str:
     return "\n".join(lines)
 
 
-def _region(name: str) -> str:
+def _region(name: str, paths: Paths) -> str:
     if name == "budgets":
         import search_budgets
 
@@ -285,22 +293,32 @@ def _region(name: str) -> str:
     if name == "estimate":
         import catalog_estimate
 
-        return catalog_estimate.table(*catalog_estimate.estimate(STUDY))
-    return generated()
+        return catalog_estimate.table(*catalog_estimate.estimate(paths.study))
+    return generated(paths)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    default = Paths()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--study", type=Path, default=default.study)
+    parser.add_argument("--runs", type=Path, default=default.runs, help="the experiments' folder")
+    parser.add_argument("--doc", type=Path, default=default.doc)
+    parser.add_argument("--images", type=Path, default=default.images)
+    args = parser.parse_args(argv)
+    paths = Paths(args.study, args.runs, args.doc, args.images)
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    text = DOC.read_text()
+    text = paths.doc.read_text()
     for name in REGIONS:
         begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
         if begin not in text or end not in text:
-            raise SystemExit(f"error: {DOC} has no markers {begin} ... {end}")
+            raise SystemExit(f"error: {paths.doc} has no markers {begin} ... {end}")
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
-        text = f"{head}{begin}\n{_region(name)}\n{end}{tail}"
-    write_text(DOC, text)
-    print(f"wrote {DOC}")
+        text = f"{head}{begin}\n{_region(name, paths)}\n{end}{tail}"
+    write_text(paths.doc, text)
+    print(f"wrote {paths.doc}")
     return 0
 
 

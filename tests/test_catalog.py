@@ -51,6 +51,21 @@ def test_a_study_of_several_experiments_runs_each_in_its_folder(tmp_path):
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("0 job(s) to run") == 2
     assert len(read_json(tmp_path / "runs" / "long" / "invocations.json")) == 2
+    # docs/results.md's generator reads the study's folders
+    doc = tmp_path / "results.md"
+    regions = ("budgets", "estimate", "results")
+    doc.write_text(
+        "# hand\n" + "".join(f"<!-- begin {r} -->\nold\n<!-- end {r} -->\n" for r in regions)
+    )
+    module = _load("catalog_results")
+    args = ["--study", str(tmp_path / "study.yaml"), "--runs", str(tmp_path / "runs")]
+    assert module.main([*args, "--doc", str(doc), "--images", str(tmp_path)]) == 0
+    text = doc.read_text()
+    assert text.startswith("# hand\n") and "old" not in text
+    assert "Progress: 2 of 2 experiments finished" in text
+    assert "| `policy` |" in text and "| `value` |" in text
+    assert "### `cartpole-heavy-pole`, PPO" in text
+    assert (tmp_path / "catalog_cartpole-long-pole_ppo.png").is_file()  # a plotted pair
 
 
 @pytest.mark.parametrize(
@@ -111,12 +126,11 @@ def test_the_catalog_study_file_is_valid():
     assert {s.pairs[0] for s in specs} <= measured
 
 
-def _search_module():
-    spec = importlib.util.spec_from_file_location(
-        "search_budgets", ROOT / "benchmarks" / "search_budgets.py"
-    )
+def _load(name: str):
+    """A script of benchmarks/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["search_budgets"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -126,7 +140,7 @@ def _steps(b: Budget) -> tuple[int, int, int]:
 
 
 def test_budget_search_records_the_evidence_and_the_catalog_reads_it(tmp_path, monkeypatch):
-    search = _search_module()
+    search = _load("search_budgets")
     # a real search, scaled down: 256-step candidates cannot reach CartPole's 475
     monkeypatch.setattr(
         search,

@@ -61,6 +61,8 @@ def test_a_study_of_several_experiments_runs_each_in_its_folder(tmp_path):
             [],
             "experiments[1]: unknown key 'colour'",
         ),
+        # a top-level key is named at the top level, not in the first experiment
+        ("colour: red\n" + STUDY, [], "study file study.yaml: unknown key 'colour'"),
         (
             STUDY.replace("cartpole-heavy-pole", "cartpole-heavy-poles"),
             [],

@@ -63,13 +63,23 @@ def test_a_study_of_several_experiments_runs_each_in_its_folder(tmp_path):
         ),
         # a top-level key is named at the top level, not in the first experiment
         ("colour: red\n" + STUDY, [], "study file study.yaml: unknown key 'colour'"),
+        # the checks of an experiment's spec and pair name the experiment
         (
             STUDY.replace("cartpole-heavy-pole", "cartpole-heavy-poles"),
             [],
-            "cartpole-heavy-poles",
+            "study file study.yaml: experiments[1]: ",
+        ),
+        (
+            STUDY.replace("eval_episodes: 3", "eval_episodes: 3, eval_every: 1000"),
+            [],
+            "study file study.yaml: experiments[1]: --eval-every 1000 is larger than",
         ),
         (STUDY, ["--out", "x"], "--out names one experiment's folder"),
-        (STUDY.replace("name: heavy", "name: long"), [], "would both write"),
+        (
+            STUDY.replace("name: heavy", "name: long"),
+            [],
+            "experiments[0] and experiments[1] would both write",
+        ),
         ("experiments: []\n", [], "expected a non-empty list of mappings"),
     ],
 )

@@ -138,7 +138,7 @@ class Experiment:
                         if on_start is not None:
                             on_start(jobs)
                         reused, runs = jobs.reused, self._execute(jobs)
-                    outcome = "finished"
+                    outcome = _outcome(runs, self._missing)
                 except Exception as exc:
                     outcome = f"stopped: {type(exc).__name__}"
                     raise
@@ -280,6 +280,15 @@ def _record_invocation(root: Path, spec: ExperimentSpec, started: float, outcome
         write_json(path, history)
     except OSError:
         pass
+
+
+def _outcome(runs: list[dict[str, Any]], missing: list[str]) -> str:
+    """How an invocation that ran to its end went: ``finished``, or ``finished: N run(s)
+    failed[, M left no result]`` when some of the target runs it ran did not finish."""
+    failed = sum(r.get("status") != "done" for r in runs)
+    problems = [f"{failed} run(s) failed"] if failed else []
+    problems += [f"{len(missing)} left no result"] if missing else []
+    return "finished" + (f": {', '.join(problems)}" if problems else "")
 
 
 def _run_id(info: dict[str, Any]) -> tuple[str, str, str, int]:

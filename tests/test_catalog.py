@@ -53,6 +53,23 @@ def test_a_study_of_several_experiments_runs_each_in_its_folder(tmp_path):
     assert len(read_json(tmp_path / "runs" / "long" / "invocations.json")) == 2
 
 
+def test_a_study_goes_on_after_failed_runs_and_exits_1(tmp_path):
+    """jsrl with a budget of one PPO rollout (32 steps x 8 envs) leaves its guide no step: the
+    first experiment's runs fail, the second still runs, the exit status is 1 and each
+    experiment's invocations.json says how it went."""
+    study = STUDY.replace("methods: [policy]", "methods: [jsrl]").replace(
+        "workers: 2", "workers: 1"
+    )
+    (tmp_path / "study.yaml").write_text(study)
+    proc = cli("run", "study.yaml", "--source-cache", "src", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "leaves the guide no step" in proc.stderr and "experiment 2 of 2" in proc.stderr
+    (failed,) = read_json(tmp_path / "runs" / "long" / "invocations.json")
+    assert failed["outcome"] == "finished: 1 run(s) failed", failed
+    (done,) = read_json(tmp_path / "runs" / "heavy" / "invocations.json")
+    assert done["outcome"] == "finished", done
+
+
 @pytest.mark.parametrize(
     "text, extra, message",
     [

@@ -219,3 +219,38 @@ def test_every_catalog_budget_says_where_it_comes_from():
             assert budget.basis, (pair.name, algo)
     shown = get_pair("hopper-heavy").to_dict()["budgets"]["ppo"]
     assert "beyond the reference machine" in shown["basis"]
+
+
+def _part(threshold: float, *candidates: tuple[int, int], chosen: int | None = None) -> dict:
+    """One half of a pair's entry in envs/budgets.json: candidates (steps, seeds reached)."""
+    return {
+        "threshold": threshold,
+        "chosen": chosen,
+        "candidates": [
+            {"steps": steps, "reached": reached, "passed": reached >= 4, "seeds": [{}] * 5}
+            for steps, reached in candidates
+        ],
+    }
+
+
+def test_a_measured_budget_says_what_the_search_saw():
+    recommended = {"ppo": Budget(30_000, 100_000, 2_000, "zoo")}
+    entry = {
+        "algo": "ppo",
+        "eval_every": 1_000,
+        "source": _part(475, (20_000, 2), (30_000, 5), chosen=30_000),
+        "target": _part(475, (50_000, 4), chosen=50_000),
+    }
+    budget = apply_measured("p", recommended, {"pairs": {"p": entry}})["ppo"]
+    assert _steps(budget) == (30_000, 50_000, 1_000)
+    assert "scratch reached the threshold on 4/5 seeds at 50,000 steps; " in budget.basis
+    assert (
+        "the source reached 475 on the source variant on 2/5 seeds at 20,000 steps, 5/5 seeds "
+        "at 30,000 steps" in budget.basis
+    )
+    # a source that passed no candidate: the recommended budget stays, and its basis says why
+    entry["source"] = _part(475, (20_000, 2), (30_000, 3))
+    budget = apply_measured("p", recommended, {"pairs": {"p": entry}})["ppo"]
+    assert _steps(budget) == (30_000, 100_000, 2_000)
+    assert "the source did not reach the threshold on 4 of 5 seeds" in budget.basis
+    assert "not confirmed by the search" in budget.basis

@@ -140,14 +140,16 @@ def test_the_catalog_study_file_is_valid():
     assert {s.pairs[0] for s in specs} <= measured
 
 
-def _search_module():
-    spec = importlib.util.spec_from_file_location(
-        "search_budgets", ROOT / "benchmarks" / "search_budgets.py"
-    )
+def _benchmark(name: str = "search_budgets"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["search_budgets"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _search_module():
+    return _benchmark("search_budgets")
 
 
 def _steps(b: Budget) -> tuple[int, int, int]:
@@ -254,3 +256,36 @@ def test_a_measured_budget_says_what_the_search_saw():
     assert _steps(budget) == (30_000, 100_000, 2_000)
     assert "the source did not reach the threshold on 4 of 5 seeds" in budget.basis
     assert "not confirmed by the search" in budget.basis
+
+
+def test_the_estimate_charges_each_shared_source_once_in_both_cases(tmp_path):
+    """Two experiments on pairs with the same source variant (CartPole, pole half-length 0.5 m)
+    share its sources: each case (max_seeds, 5 seeds) charges them once, to the first."""
+    estimate = _benchmark("catalog_estimate").estimate
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "seeds: auto\nmax_seeds: 10\nalgo: ppo\nmethods: [policy]\nexperiments:\n"
+        "  - {name: a, pair: cartpole-long-pole}\n  - {name: b, pair: cartpole-heavy-pole}\n"
+    )
+
+    def seeds(wall: float) -> list[dict]:
+        return [{"wall_time_s": wall, "eval_time_s": 0.0} for _ in range(5)]
+
+    def entry() -> dict:
+        return {
+            "algo": "ppo",
+            "eval_every": 1_000,
+            "source": {
+                "variant": "source-check-cartpole-default",
+                "chosen": 2_000,
+                "candidates": [{"steps": 2_000, "seeds": seeds(100.0)}],
+            },
+            "target": {"chosen": 4_000, "candidates": [{"steps": 4_000, "seeds": seeds(1.0)}]},
+        }
+
+    measured = {"pairs": {"cartpole-long-pole": entry(), "cartpole-heavy-pole": entry()}}
+    (a, b), totals = estimate(study, measured)
+    # target runs: seeds x 1 method at 1 s, scratch beyond the 5 searched seeds at 1 s
+    assert (a["worst_s"], b["worst_s"]) == (10 + 5 + 10 * 100.0, 10 + 5)
+    assert (a["five_s"], b["five_s"]) == (5 + 5 * 100.0, 5)
+    assert totals == {"worst_s": 1030.0, "five_s": 510.0}

@@ -289,3 +289,18 @@ def test_the_estimate_charges_each_shared_source_once_in_both_cases(tmp_path):
     assert (a["worst_s"], b["worst_s"]) == (10 + 5 + 10 * 100.0, 10 + 5)
     assert (a["five_s"], b["five_s"]) == (5 + 5 * 100.0, 5)
     assert totals == {"worst_s": 1030.0, "five_s": 510.0}
+
+
+def test_the_results_count_a_shared_source_once_and_name_the_look_of_each_decision(tmp_path):
+    results = _benchmark("catalog_results")
+    for name in ("a", "b"):  # two experiments whose transfer runs used the same source
+        run = tmp_path / name / "cartpole-long-pole" / "ppo" / "policy" / "seed_0"
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"wall_time_s": 10.0, "source_key": "k"}))
+    (tmp_path / "sources" / "k").mkdir(parents=True)
+    (tmp_path / "sources" / "k" / "run.json").write_text(json.dumps({"wall_time_s": 100.0}))
+    assert results._cpu_seconds([tmp_path / "a", tmp_path / "b"], tmp_path / "sources") == 120.0
+    decided = {"seeds": [0, 1, 2], "sequential": {"status": "positive", "look": 1, "n": 3}}
+    assert results._seq(decided) == "positive at look 1, 3 seeds"
+    still_open = {"seeds": [0, 1, 2], "sequential": {"status": "open", "look": None, "n": 3}}
+    assert results._seq(still_open) == "open, 3 seeds"

@@ -266,6 +266,8 @@ def _record_invocation(root: Path, spec: ExperimentSpec, started: float, outcome
         history = read_json(path) if path.is_file() else []
     except (OSError, ValueError):
         history = []
+    if not isinstance(history, list):  # not this log (edited by hand): start it again
+        history = []
     history.append(
         {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),

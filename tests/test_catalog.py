@@ -304,3 +304,12 @@ def test_the_results_count_a_shared_source_once_and_name_the_look_of_each_decisi
     assert results._seq(decided) == "positive at look 1, 3 seeds"
     still_open = {"seeds": [0, 1, 2], "sequential": {"status": "open", "look": None, "n": 3}}
     assert results._seq(still_open) == "open, 3 seeds"
+
+
+def test_an_invocation_log_that_is_not_a_list_is_started_again(tmp_path):
+    from rl_transfer.experiment import _record_invocation
+
+    (tmp_path / "invocations.json").write_text('{"started": "by hand"}\n')
+    _record_invocation(tmp_path, spec_from(workers=1), 0.0, "finished")
+    (log,) = read_json(tmp_path / "invocations.json")
+    assert log["outcome"] == "finished" and log["workers"] == 1

@@ -41,11 +41,15 @@ def _chosen(part: dict[str, Any]) -> dict[str, Any]:
     return next(c for c in part["candidates"] if c["steps"] == part["chosen"])
 
 
-def estimate(study: Path) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Per experiment: runs and CPU seconds in the worst case (max_seeds) and at 5 seeds."""
-    measured = measured_budgets()["pairs"]
+def estimate(
+    study: Path, measured: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Per experiment: runs and CPU seconds in the worst case (max_seeds) and at 5 seeds;
+    ``measured`` is envs/budgets.json's content (read when None)."""
+    measured = (measured if measured is not None else measured_budgets())["pairs"]
     rows: list[dict[str, Any]] = []
-    sources_seen: dict[tuple, int] = {}
+    # per case, the seeds of each source already charged to an earlier experiment
+    sources_seen: dict[str, dict[tuple, int]] = {"worst": {}, "five": {}}
     totals = {"worst_s": 0.0, "five_s": 0.0}
     for i in range(study_size(study)):
         spec = spec_from(study, i)
@@ -64,9 +68,9 @@ def estimate(study: Path) -> tuple[list[dict[str, Any]], dict[str, float]]:
         row = {"name": spec.name, "pair": pair.name, "algo": algo, "methods": methods}
         for case, seeds in (("worst", spec.max_seeds), ("five", 5)):
             key = (entry["source"]["variant"], algo, src["steps"])
-            new_sources = max(0, seeds - sources_seen.get(key, 0))
-            if case == "worst":
-                sources_seen[key] = max(sources_seen.get(key, 0), seeds)
+            seen = sources_seen[case]
+            new_sources = max(0, seeds - seen.get(key, 0))
+            seen[key] = max(seen.get(key, 0), seeds)
             scratch = max(0, seeds - SEARCHED_SEEDS)
             cpu = seeds * len(methods) * t_transfer + scratch * t_target + new_sources * t_source
             row[f"{case}_runs"] = seeds * len(methods) + scratch

@@ -114,15 +114,17 @@ def _state(exp: dict[str, Any]) -> str:
     return "finished"
 
 
-def _cpu_seconds(folder: Path, cache: Path) -> float:
-    """Sum of the wall times of every run (target runs and the sources they used), seconds."""
+def _cpu_seconds(folders: list[Path], cache: Path) -> float:
+    """Sum of the wall times of every target run in ``folders`` and of each source they used
+    (in the source cache ``cache``; once, however many experiments share it), seconds."""
     total = 0.0
     sources: set[str] = set()
-    for run in folder.glob("*/*/*/seed_*/run.json"):
-        info = read_json(run)
-        total += info.get("wall_time_s") or 0.0
-        if info.get("source_key"):
-            sources.add(info["source_key"])
+    for folder in folders:
+        for run in folder.glob("*/*/*/seed_*/run.json"):
+            info = read_json(run)
+            total += info.get("wall_time_s") or 0.0
+            if info.get("source_key"):
+                sources.add(info["source_key"])
     for key in sources:
         rec = cache / key / "run.json"
         if rec.is_file():
@@ -139,7 +141,7 @@ def _seq(r: dict[str, Any]) -> str:
     seq = r.get("sequential") or {}
     if not seq:
         return f"{len(r['seeds'])} seeds"
-    if seq.get("status") in ("decided", "futile", "failed"):
+    if seq.get("status") != "open" and seq.get("look") is not None:  # stopped at that look
         return f"{seq['status']} at look {seq['look']}, {seq['n']} seeds"
     return f"{seq.get('status', 'open')}, {seq.get('n', len(r['seeds']))} seeds"
 
@@ -250,14 +252,14 @@ def _iqm(x: list[float]) -> float:
 def generated(paths: Paths) -> str:
     """The measured part of docs/results.md."""
     exps = _experiments(paths)
-    machines, wall, cpu, done = set(), 0.0, 0.0, 0
+    machines, wall, done = set(), 0.0, 0
     for exp in exps:
         for inv in exp["invocations"]:
             machines.add(f"{inv['machine']['cpu']}, {inv['machine']['cores']} cores")
             wall += inv["wall_time_s"]
-        if exp["summary"] is not None:
-            cpu += _cpu_seconds(exp["folder"], paths.runs / "sources")
         done += _state(exp) == "finished"
+    ran = [exp["folder"] for exp in exps if exp["summary"] is not None]
+    cpu = _cpu_seconds(ran, paths.runs / "sources")
     lines = [
         "```",
         "rl-transfer run experiments/catalog.yaml",

@@ -201,8 +201,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         out = exp.spec.output_dir().resolve()
         if out in folders:
             raise SpecError(
-                f"study file {args.study}: experiments {folders[out]} and {i} would both write "
-                f"{out}; give them different names or settings"
+                f"study file {args.study}: experiments[{folders[out]}] and experiments[{i}] "
+                f"would both write {out}; give them different names or settings"
             )
         folders[out] = i
     status = 0

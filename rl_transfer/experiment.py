@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rl_transfer.errors import ClusterLostError, MissingRunsError
+from rl_transfer.errors import ClusterLostError, MissingRunsError, RLTransferError
 from rl_transfer.io import INVOCATIONS_FILE, SEQUENTIAL_FILE, storage_faults, write_json
 from rl_transfer.reports import ALPHA, hypothesis_id, print_tables, summarize, write_reports
 from rl_transfer.runner import (
@@ -22,7 +22,13 @@ from rl_transfer.runner import (
     plan,
     write_spec,
 )
-from rl_transfer.spec import MIN_SEEDS, ExperimentSpec, default_workers, spec_from
+from rl_transfer.spec import (
+    MIN_SEEDS,
+    STUDY_EXPERIMENTS,
+    ExperimentSpec,
+    default_workers,
+    spec_from,
+)
 from rl_transfer.stats import look_schedule, sequential_holm_look
 
 
@@ -76,7 +82,8 @@ class Experiment:
 
     Raises:
         SpecError, UnknownPairError, UnknownAlgoError: bad input, before anything is written
-            (all :class:`rl_transfer.errors.RLTransferError`).
+            (all :class:`rl_transfer.errors.RLTransferError`); with ``entry``, the message
+            starts with ``study file FILE: experiments[ENTRY]:``.
     """
 
     def __init__(
@@ -86,8 +93,15 @@ class Experiment:
         entry: int | None = None,
         **kwargs: Any,
     ):
-        self.spec = spec_from(Path(study) if study is not None else None, entry, **kwargs)
-        self.spec.validate()
+        try:
+            self.spec = spec_from(Path(study) if study is not None else None, entry, **kwargs)
+            self.spec.validate()
+        except RLTransferError as exc:
+            where = f"{STUDY_EXPERIMENTS}[{entry}]"
+            if entry is None or where in str(exc):
+                raise
+            # a study file's experiments are checked together: say which one this is
+            raise type(exc)(f"study file {study}: {where}: {exc}") from None
         self.quiet = quiet
 
     def run(self, on_start: Callable[[Plan], None] | None = None) -> ExperimentResult:
@@ -124,7 +138,7 @@ class Experiment:
                         if on_start is not None:
                             on_start(jobs)
                         reused, runs = jobs.reused, self._execute(jobs)
-                    outcome = "finished"
+                    outcome = _outcome(runs, self._missing)
                 except Exception as exc:
                     outcome = f"stopped: {type(exc).__name__}"
                     raise
@@ -252,6 +266,8 @@ def _record_invocation(root: Path, spec: ExperimentSpec, started: float, outcome
         history = read_json(path) if path.is_file() else []
     except (OSError, ValueError):
         history = []
+    if not isinstance(history, list):  # not this log (edited by hand): start it again
+        history = []
     history.append(
         {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
@@ -266,6 +282,15 @@ def _record_invocation(root: Path, spec: ExperimentSpec, started: float, outcome
         write_json(path, history)
     except OSError:
         pass
+
+
+def _outcome(runs: list[dict[str, Any]], missing: list[str]) -> str:
+    """How an invocation that ran to its end went: ``finished``, or ``finished: N run(s)
+    failed[, M left no result]`` when some of the target runs it ran did not finish."""
+    failed = sum(r.get("status") != "done" for r in runs)
+    problems = [f"{failed} run(s) failed"] if failed else []
+    problems += [f"{len(missing)} left no result"] if missing else []
+    return "finished" + (f": {', '.join(problems)}" if problems else "")
 
 
 def _run_id(info: dict[str, Any]) -> tuple[str, str, str, int]:

@@ -1207,8 +1207,6 @@ def load_study(path: Path, entry: int | None = None) -> dict[str, Any]:
             the file (and experiment) and the key; ``entry`` missing for a file of several
             experiments, given for a file of one, or out of range.
     """
-    from pydantic import ValidationError
-
     data, entries = _read_study(path)
     where = f"study file {path}"
     if entries is None:
@@ -1222,8 +1220,30 @@ def load_study(path: Path, entry: int | None = None) -> dict[str, Any]:
                 f"{len(entries) - 1}, or run them all with `rl-transfer run {path}`"
             )
         top = _canonical(data, where)
+        _parse_study(top, where)  # a bad top-level key is named there, not in an experiment
         where = f"{where}: {STUDY_EXPERIMENTS}[{entry}]"
         data = {**top, **_canonical(entries[entry], where)}
+    out = _parse_study(data, where)
+    files = out.get("hyperparams_file")
+    if files is not None:  # a path in a study file is relative to the study file
+        base = Path(path).parent
+        if isinstance(files, dict):
+            out["hyperparams_file"] = {a: base / Path(f) for a, f in files.items()}
+        else:
+            out["hyperparams_file"] = {"": base / Path(files)}
+    return out
+
+
+def _parse_study(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """A study file's keys (aliases already replaced) checked against the study model; the
+    keys given, with values of the fields' types.
+
+    Raises:
+        SpecError: an unknown key or a value of the wrong type, in one line starting with
+            ``where``.
+    """
+    from pydantic import ValidationError
+
     try:
         parsed = _study_model()(**data)
     except ValidationError as exc:
@@ -1252,15 +1272,7 @@ def load_study(path: Path, entry: int | None = None) -> dict[str, Any]:
                 f"{where}: seeds: expected a positive integer or 'auto' (got {data.get('seeds')!r})"
             ) from None
         raise SpecError(f"{where}: {key}: {err['msg']} (got {err.get('input')!r})") from None
-    out = {k: v for k, v in parsed.model_dump().items() if v is not None}
-    files = out.get("hyperparams_file")
-    if files is not None:  # a path in a study file is relative to the study file
-        base = Path(path).parent
-        if isinstance(files, dict):
-            out["hyperparams_file"] = {a: base / Path(f) for a, f in files.items()}
-        else:
-            out["hyperparams_file"] = {"": base / Path(files)}
-    return out
+    return {k: v for k, v in parsed.model_dump().items() if v is not None}
 
 
 def spec_from(

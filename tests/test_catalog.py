@@ -68,6 +68,23 @@ def test_a_study_of_several_experiments_runs_each_in_its_folder(tmp_path):
     assert (tmp_path / "catalog_cartpole-long-pole_ppo.png").is_file()  # a plotted pair
 
 
+def test_a_study_goes_on_after_failed_runs_and_exits_1(tmp_path):
+    """jsrl with a budget of one PPO rollout (32 steps x 8 envs) leaves its guide no step: the
+    first experiment's runs fail, the second still runs, the exit status is 1 and each
+    experiment's invocations.json says how it went."""
+    study = STUDY.replace("methods: [policy]", "methods: [jsrl]").replace(
+        "workers: 2", "workers: 1"
+    )
+    (tmp_path / "study.yaml").write_text(study)
+    proc = cli("run", "study.yaml", "--source-cache", "src", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "leaves the guide no step" in proc.stderr and "experiment 2 of 2" in proc.stderr
+    (failed,) = read_json(tmp_path / "runs" / "long" / "invocations.json")
+    assert failed["outcome"] == "finished: 1 run(s) failed", failed
+    (done,) = read_json(tmp_path / "runs" / "heavy" / "invocations.json")
+    assert done["outcome"] == "finished", done
+
+
 @pytest.mark.parametrize(
     "text, extra, message",
     [
@@ -76,13 +93,25 @@ def test_a_study_of_several_experiments_runs_each_in_its_folder(tmp_path):
             [],
             "experiments[1]: unknown key 'colour'",
         ),
+        # a top-level key is named at the top level, not in the first experiment
+        ("colour: red\n" + STUDY, [], "study file study.yaml: unknown key 'colour'"),
+        # the checks of an experiment's spec and pair name the experiment
         (
             STUDY.replace("cartpole-heavy-pole", "cartpole-heavy-poles"),
             [],
-            "cartpole-heavy-poles",
+            "study file study.yaml: experiments[1]: ",
+        ),
+        (
+            STUDY.replace("eval_episodes: 3", "eval_episodes: 3, eval_every: 1000"),
+            [],
+            "study file study.yaml: experiments[1]: --eval-every 1000 is larger than",
         ),
         (STUDY, ["--out", "x"], "--out names one experiment's folder"),
-        (STUDY.replace("name: heavy", "name: long"), [], "would both write"),
+        (
+            STUDY.replace("name: heavy", "name: long"),
+            [],
+            "experiments[0] and experiments[1] would both write",
+        ),
         ("experiments: []\n", [], "expected a non-empty list of mappings"),
     ],
 )
@@ -133,6 +162,10 @@ def _load(name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _search_module():
+    return _load("search_budgets")
 
 
 def _steps(b: Budget) -> tuple[int, int, int]:
@@ -204,3 +237,95 @@ def test_every_catalog_budget_says_where_it_comes_from():
             assert budget.basis, (pair.name, algo)
     shown = get_pair("hopper-heavy").to_dict()["budgets"]["ppo"]
     assert "beyond the reference machine" in shown["basis"]
+
+
+def _part(threshold: float, *candidates: tuple[int, int], chosen: int | None = None) -> dict:
+    """One half of a pair's entry in envs/budgets.json: candidates (steps, seeds reached)."""
+    return {
+        "threshold": threshold,
+        "chosen": chosen,
+        "candidates": [
+            {"steps": steps, "reached": reached, "passed": reached >= 4, "seeds": [{}] * 5}
+            for steps, reached in candidates
+        ],
+    }
+
+
+def test_a_measured_budget_says_what_the_search_saw():
+    recommended = {"ppo": Budget(30_000, 100_000, 2_000, "zoo")}
+    entry = {
+        "algo": "ppo",
+        "eval_every": 1_000,
+        "source": _part(475, (20_000, 2), (30_000, 5), chosen=30_000),
+        "target": _part(475, (50_000, 4), chosen=50_000),
+    }
+    budget = apply_measured("p", recommended, {"pairs": {"p": entry}})["ppo"]
+    assert _steps(budget) == (30_000, 50_000, 1_000)
+    assert "scratch reached the threshold on 4/5 seeds at 50,000 steps; " in budget.basis
+    assert (
+        "the source reached 475 on the source variant on 2/5 seeds at 20,000 steps, 5/5 seeds "
+        "at 30,000 steps" in budget.basis
+    )
+    # a source that passed no candidate: the recommended budget stays, and its basis says why
+    entry["source"] = _part(475, (20_000, 2), (30_000, 3))
+    budget = apply_measured("p", recommended, {"pairs": {"p": entry}})["ppo"]
+    assert _steps(budget) == (30_000, 100_000, 2_000)
+    assert "the source did not reach the threshold on 4 of 5 seeds" in budget.basis
+    assert "not confirmed by the search" in budget.basis
+
+
+def test_the_estimate_charges_each_shared_source_once_in_both_cases(tmp_path):
+    """Two experiments on pairs with the same source variant (CartPole, pole half-length 0.5 m)
+    share its sources: each case (max_seeds, 5 seeds) charges them once, to the first."""
+    estimate = _load("catalog_estimate").estimate
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "seeds: auto\nmax_seeds: 10\nalgo: ppo\nmethods: [policy]\nexperiments:\n"
+        "  - {name: a, pair: cartpole-long-pole}\n  - {name: b, pair: cartpole-heavy-pole}\n"
+    )
+
+    def seeds(wall: float) -> list[dict]:
+        return [{"wall_time_s": wall, "eval_time_s": 0.0} for _ in range(5)]
+
+    def entry() -> dict:
+        return {
+            "algo": "ppo",
+            "eval_every": 1_000,
+            "source": {
+                "variant": "source-check-cartpole-default",
+                "chosen": 2_000,
+                "candidates": [{"steps": 2_000, "seeds": seeds(100.0)}],
+            },
+            "target": {"chosen": 4_000, "candidates": [{"steps": 4_000, "seeds": seeds(1.0)}]},
+        }
+
+    measured = {"pairs": {"cartpole-long-pole": entry(), "cartpole-heavy-pole": entry()}}
+    (a, b), totals = estimate(study, measured)
+    # target runs: seeds x 1 method at 1 s, scratch beyond the 5 searched seeds at 1 s
+    assert (a["worst_s"], b["worst_s"]) == (10 + 5 + 10 * 100.0, 10 + 5)
+    assert (a["five_s"], b["five_s"]) == (5 + 5 * 100.0, 5)
+    assert totals == {"worst_s": 1030.0, "five_s": 510.0}
+
+
+def test_the_results_count_a_shared_source_once_and_name_the_look_of_each_decision(tmp_path):
+    results = _load("catalog_results")
+    for name in ("a", "b"):  # two experiments whose transfer runs used the same source
+        run = tmp_path / name / "cartpole-long-pole" / "ppo" / "policy" / "seed_0"
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"wall_time_s": 10.0, "source_key": "k"}))
+    (tmp_path / "sources" / "k").mkdir(parents=True)
+    (tmp_path / "sources" / "k" / "run.json").write_text(json.dumps({"wall_time_s": 100.0}))
+    assert results._cpu_seconds([tmp_path / "a", tmp_path / "b"], tmp_path / "sources") == 120.0
+    decided = {"seeds": [0, 1, 2], "sequential": {"status": "positive", "look": 1, "n": 3}}
+    assert results._seq(decided) == "positive at look 1, 3 seeds"
+    still_open = {"seeds": [0, 1, 2], "sequential": {"status": "open", "look": None, "n": 3}}
+    assert results._seq(still_open) == "open, 3 seeds"
+
+
+def test_an_invocation_log_that_is_not_a_list_is_started_again(tmp_path):
+    from rl_transfer.experiment import _record_invocation
+
+    (tmp_path / "invocations.json").write_text('{"started": "by hand"}\n')
+    _record_invocation(tmp_path, spec_from(workers=1), 0.0, "finished")
+    (log,) = read_json(tmp_path / "invocations.json")
+    assert log["outcome"] == "finished" and log["workers"] == 1

@@ -33,6 +33,10 @@ SEARCHED_SEEDS = 5
 """Scratch seeds 0..4 at the chosen budget are in the scratch cache after the budget search."""
 
 
+class NotMeasuredError(Exception):
+    """An experiment of the study has no measured budget to estimate from."""
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
@@ -55,7 +59,15 @@ def estimate(
         spec = spec_from(study, i)
         (pair,) = spec.pair_objects()
         (algo,) = spec.algos
-        entry = measured[pair.name]
+        entry = measured.get(pair.name) or {}
+        if entry.get("algo") != algo or not all(
+            (entry.get(part) or {}).get("chosen") for part in ("source", "target")
+        ):
+            raise NotMeasuredError(
+                f"{study}: experiments[{i}] ({pair.name}, {algo}) has no measured budget in "
+                "envs/budgets.json; run `make budgets` (benchmarks/search_budgets.py) first, or "
+                "remove the experiment"
+            )
         tgt, src = _chosen(entry["target"]), _chosen(entry["source"])
         t_target = _mean([s["wall_time_s"] for s in tgt["seeds"]])
         per_eval = _mean([s["eval_time_s"] for s in tgt["seeds"]]) / (
@@ -104,7 +116,11 @@ def table(rows: list[dict[str, Any]], totals: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     study = Path(args[0]) if args else ROOT / "experiments" / "catalog.yaml"
-    rows, totals = estimate(study)
+    try:
+        rows, totals = estimate(study)
+    except NotMeasuredError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(table(rows, totals))
     return 0
 

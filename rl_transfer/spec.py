@@ -1195,11 +1195,32 @@ def study_size(path: Path) -> int:
     return len(_read_study(path)[1] or [])
 
 
+MERGED_KEYS = ("hyperparams", "knobs", "hyperparams_file")
+"""Study keys whose value is a mapping: an experiment's entry is merged into the top level's key
+by key (one level deep: ``{ppo: {learning_rate: ...}}`` and ``{ppo: {n_epochs: ...}}`` give
+both), as a ``--hyperparams`` flag is merged into a study's; the entry wins where both set one."""
+
+
+def _merge_entry(top: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """An experiment's keys over the study's top-level keys (:data:`MERGED_KEYS` merged)."""
+    out = {**top, **entry}
+    for key in MERGED_KEYS:
+        a, b = top.get(key), entry.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            merged = dict(a)
+            for k, v in b.items():
+                old = merged.get(k)
+                merged[k] = {**old, **v} if isinstance(old, dict) and isinstance(v, dict) else v
+            out[key] = merged
+    return out
+
+
 def load_study(path: Path, entry: int | None = None) -> dict[str, Any]:
     """Read and validate a study file; return the spec keyword arguments it sets.
 
     A study file of several experiments lists them under ``experiments``; the keys at its top
-    level apply to each, and an experiment's own keys replace them. ``entry`` picks one (from 0).
+    level apply to each, and an experiment's own keys replace them (``hyperparams``, ``knobs``
+    and ``hyperparams_file`` are merged key by key: :data:`MERGED_KEYS`). ``entry`` picks one (from 0).
 
     Raises:
         SpecError: unreadable file, invalid YAML (``file:line:column: problem``), an unknown
@@ -1222,7 +1243,7 @@ def load_study(path: Path, entry: int | None = None) -> dict[str, Any]:
         top = _canonical(data, where)
         _parse_study(top, where)  # a bad top-level key is named there, not in an experiment
         where = f"{where}: {STUDY_EXPERIMENTS}[{entry}]"
-        data = {**top, **_canonical(entries[entry], where)}
+        data = _merge_entry(top, _canonical(entries[entry], where))
     out = _parse_study(data, where)
     files = out.get("hyperparams_file")
     if files is not None:  # a path in a study file is relative to the study file

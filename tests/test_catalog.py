@@ -131,6 +131,16 @@ def test_study_entries_from_python(tmp_path):
     assert load_study(study, 1)["pairs"] == ["cartpole-heavy-pole"]
     spec = spec_from(study, 1, seeds=4)  # keywords override every entry
     assert (spec.name, spec.eval_episodes, spec.seeds) == ("heavy", 3, 4)
+    # mappings are merged key by key, the entry winning
+    study.write_text(
+        STUDY.replace(
+            "seeds: 1", "seeds: 1\nknobs: {shaping: {scale: 0.5}, kickstart: {weight: 2}}"
+        ).replace(
+            "methods: [value]", "methods: [shaping, kickstart], knobs: {kickstart: {weight: 3}}"
+        )
+    )
+    assert spec_from(study, 1).knobs == {"shaping": {"scale": 0.5}, "kickstart": {"weight": 3}}
+    study.write_text(STUDY)
     with pytest.raises(SpecError, match="holds 2 experiments: pick one with entry=0..1"):
         load_study(study)
     single = tmp_path / "one.yaml"

@@ -60,7 +60,13 @@ _LUNAR = {
     "dqn": Budget(100_000, 100_000, 5_000, _BEYOND),
 }
 _HOPPER = {"ppo": Budget(1_000_000, 1_000_000, 20_000, _BEYOND)}
-_MCC = {"ppo": Budget(20_000, 20_000, 1_000, _ZOO)}
+_MCC = {
+    "ppo": Budget(20_000, 20_000, 1_000, _ZOO),
+    # the agent acts in MountainCar-v0's Discrete(3) through the mapping: zoo's DQN MountainCar-v0
+    "dqn": Budget(
+        120_000, 120_000, 5_000, "rl-baselines3-zoo's n_timesteps for DQN on MountainCar-v0"
+    ),
+}
 
 BUDGETS_FILE = Path(__file__).with_name("budgets.json")
 """The budget search's output (benchmarks/search_budgets.py)."""
@@ -110,8 +116,9 @@ def apply_measured(name: str, recommended: dict[str, Budget], measured: dict) ->
             old,
             basis=f"searched on the reference machine (benchmarks/search_budgets.py): "
             f"{' and '.join(short)} did not reach the threshold on 4 of 5 seeds at any candidate "
-            f"({evidence}); in force: the budget it replaces ({old.source_steps:,} source, "
-            f"{old.target_steps:,} target steps), not confirmed by the search",
+            f"({evidence}): beyond the reference machine; in force: the budget it replaces "
+            f"({old.source_steps:,} source, {old.target_steps:,} target steps; {old.basis}), "
+            "not confirmed by the search",
         )
     return budgets
 

@@ -163,7 +163,7 @@ def _pair_section(exp: dict[str, Any], images: Path) -> list[str]:
         return lines
     fam = s.get("family", {})
     lines.append(
-        f"Family: the {fam.get('size', '?')} comparisons of this table, family-wise error "
+        f"Family: the {fam.get('size', '?')} comparison(s) of this table, family-wise error "
         "<= 5% in each accounting."
     )
     lines.append("")

@@ -339,7 +339,6 @@ def main(argv: list[str] | None = None) -> int:
     for i, name in enumerate(names, 1):
         search = SEARCH[name]
         label = f"[{i}/{len(names)}]"
-        started = time.time()
         check = _source_check_pair(name, search)
         skey = (check, search.algo, search.source_threshold)
         if skey not in sources:
@@ -357,7 +356,6 @@ def main(argv: list[str] | None = None) -> int:
             },
             "target": _search(name, search, search.target, where, label),
         }
-        entry["wall_time_s"] = round(time.time() - started, 1)
         data["pairs"][name] = entry
         write_json(args.write, data)
     print(show(data))

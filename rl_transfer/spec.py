@@ -687,6 +687,10 @@ class ExperimentSpec:
         old = dict(ExperimentRecord.read(old_path).identity or {})
         if "method_args" in old and "knobs" not in old:  # written before knobs had this name
             old["knobs"] = old.pop("method_args")
+        if not self._needs_source():  # scratch only: written before source steps were left out
+            for pair in (old.get("pairs") or {}).values():
+                for budget in (pair.get("budgets") or {}).values():
+                    budget.pop("source_steps", None)
         new = self.identity()
         if old != new:
             diff = ", ".join(_differences(old, new)[:4])
@@ -1022,7 +1026,10 @@ class ExperimentSpec:
         """What determines the results: two specs with equal identity run the same runs."""
         return {
             "pairs": {
-                p.name: {**p.to_dict(), "budgets": {a: self.budget(p, a) for a in self.algos}}
+                p.name: {
+                    **p.to_dict(),
+                    "budgets": {a: self._budget_identity(p, a) for a in self.algos},
+                }
                 for p in self.pair_objects()
             },
             "algos": list(self.algos),
@@ -1054,6 +1061,20 @@ class ExperimentSpec:
                 else {}
             ),
         }
+
+    def _needs_source(self) -> bool:
+        from rl_transfer.methods import get_method
+
+        return any(get_method(m).needs_source for m in self.all_methods())
+
+    def _budget_identity(self, pair: EnvPair, algo: str) -> dict[str, int]:
+        """The budget in force as far as it determines the results: without a method that
+        uses a source (scratch only) no source is trained, so its steps are left out (a changed
+        source budget of the pair does not make the experiment another one)."""
+        budget = self.budget(pair, algo)
+        if not self._needs_source():
+            budget.pop("source_steps")
+        return budget
 
     def experiment_name(self) -> str:
         if self.name is None:
@@ -1220,7 +1241,8 @@ def load_study(path: Path, entry: int | None = None) -> dict[str, Any]:
 
     A study file of several experiments lists them under ``experiments``; the keys at its top
     level apply to each, and an experiment's own keys replace them (``hyperparams``, ``knobs``
-    and ``hyperparams_file`` are merged key by key: :data:`MERGED_KEYS`). ``entry`` picks one (from 0).
+    and ``hyperparams_file`` are merged key by key: :data:`MERGED_KEYS`). ``entry`` picks one
+    (from 0).
 
     Raises:
         SpecError: unreadable file, invalid YAML (``file:line:column: problem``), an unknown

@@ -55,13 +55,13 @@ def test_a_study_of_several_experiments_runs_each_in_its_folder(tmp_path):
     doc = tmp_path / "results.md"
     regions = ("budgets", "estimate", "results")
     doc.write_text(
-        "# hand\n" + "".join(f"<!-- begin {r} -->\nold\n<!-- end {r} -->\n" for r in regions)
+        "# hand\n" + "".join(f"<!-- begin {r} -->\nSTALE TEXT\n<!-- end {r} -->\n" for r in regions)
     )
     module = _load("catalog_results")
     args = ["--study", str(tmp_path / "study.yaml"), "--runs", str(tmp_path / "runs")]
     assert module.main([*args, "--doc", str(doc), "--images", str(tmp_path)]) == 0
     text = doc.read_text()
-    assert text.startswith("# hand\n") and "old" not in text
+    assert text.startswith("# hand\n") and "STALE TEXT" not in text
     assert "Progress: 2 of 2 experiments finished" in text
     assert "| `policy` |" in text and "| `value` |" in text
     assert "### `cartpole-heavy-pole`, PPO" in text

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from rl_transfer.reports import fmt_cell
+from rl_transfer.reports.console import metric_cell
 
 
 def table(summary: dict) -> str:
@@ -40,7 +41,7 @@ def table(summary: dict) -> str:
         lines.append(
             f"| {r['method']} | {n} | {fmt_cell(m['jumpstart'], n)} "
             f"| {fmt_cell(m['time_to_threshold_transfer'], n)} "
-            f"| {fmt_cell(m['time_to_threshold_speedup'], n)} "
+            f"| {metric_cell(m['time_to_threshold_speedup'], n)} "
             f"| {fmt_cell(m['forward_transfer'], n)} | {'n/a' if p is None else f'{p:.2g}'} "
             f"| {verdict} | {r['verdict_total_time']} |"
         )

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import cli, cli_forked, read_json
+from conftest import ONE_SEED, cli, cli_forked, read_json
 
 from envs import get_pair
 from envs.catalog import BUDGETS_FILE, CATALOG, apply_measured, measured_budgets
@@ -339,3 +339,21 @@ def test_an_invocation_log_that_is_not_a_list_is_started_again(tmp_path):
     _record_invocation(tmp_path, spec_from(workers=1), 0.0, "finished")
     (log,) = read_json(tmp_path / "invocations.json")
     assert log["outcome"] == "finished" and log["workers"] == 1
+
+
+def test_a_scratch_only_experiment_does_not_depend_on_the_source_budget(tmp_path):
+    """No source is trained without a method that uses one: a new source budget of the pair
+    (the budget search's candidates outlive a change of envs/budgets.json) resumes the folder."""
+    args = ["run", *ONE_SEED, "--methods", "scratch", "--out", "exp", "--source-cache", "src"]
+    first = cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = cli(*args, "--source-steps", "999", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "0 job(s) to run, 1 finished run(s) reused" in again.stderr
+
+    # with a method that uses a source, the source budget is part of the experiment
+    def identity(methods: list[str], steps: int) -> dict:
+        return spec_from(methods=methods, seeds=1, source_steps=steps).identity()
+
+    assert identity(["scratch"], 1000) == identity(["scratch"], 2000)
+    assert identity(["policy"], 1000) != identity(["policy"], 2000)

@@ -325,7 +325,8 @@ def register_pair(
             Where the family's R_max is per step, a larger value is refused.
         r_min: the random policy's mean return on the target; measured here
             (:func:`random_policy_return`, 100 episodes, seeds 0..99) when not given.
-        budgets: per algorithm, ``{"source_steps", "target_steps", "eval_every"}``.
+        budgets: per algorithm, ``{"source_steps", "target_steps", "eval_every"}`` and
+            optionally ``"basis"`` (where the numbers come from, as ``pairs show`` prints it).
         overwrite: replace an existing pair of the same name.
         observation_mapping, action_mapping: inter-task mappings applied to the target
             (:func:`envs.mappings.parse_mappings`), e.g. ``{"kind": "values", "table": [[-1.0],
@@ -389,10 +390,13 @@ def register_pair(
     parsed: dict[str, Budget] = {}
     for algo, b in (budgets or {}).items():
         keys = ("source_steps", "target_steps", "eval_every")
-        if not isinstance(b, Budget) and (not isinstance(b, Mapping) or set(b) != set(keys)):
+        if not isinstance(b, Budget) and (
+            not isinstance(b, Mapping) or not set(keys) <= set(b) <= {*keys, "basis"}
+        ):
             raise PairError(
                 f"pair {name!r}: the budget for {algo!r} needs exactly the keys "
-                f"{', '.join(keys)}, got {b!r}"
+                f"{', '.join(keys)} (and optionally basis: where the numbers come from), "
+                f"got {b!r}"
             )
         budget = b if isinstance(b, Budget) else Budget(**b)
         if min(budget.source_steps, budget.target_steps, budget.eval_every) <= 0:

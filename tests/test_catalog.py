@@ -357,3 +357,20 @@ def test_a_scratch_only_experiment_does_not_depend_on_the_source_budget(tmp_path
 
     assert identity(["scratch"], 1000) == identity(["scratch"], 2000)
     assert identity(["policy"], 1000) != identity(["policy"], 2000)
+
+
+def test_a_budget_as_pairs_show_prints_it_loads_back():
+    from envs import register_pair
+
+    shown = get_pair("cartpole-long-pole").to_dict()
+    pair = register_pair(
+        "catalog-test-copy",
+        shown["source"],
+        shown["target"],
+        threshold=shown["threshold"],
+        r_min=shown["r_min"],
+        budgets=shown["budgets"],
+        overwrite=True,
+    )
+    assert pair.budget("ppo") == get_pair("cartpole-long-pole").budget("ppo")
+    assert pair.budget("ppo").basis.startswith("measured")

@@ -48,7 +48,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from envs import get_pair, register_pair  # noqa: E402
+from envs import get_pair, register_pair, unregister_pair  # noqa: E402
 from rl_transfer.io import read_json, write_json  # noqa: E402
 from rl_transfer.versions import machine  # noqa: E402
 
@@ -336,28 +336,34 @@ def main(argv: list[str] | None = None) -> int:
     data["commit"] = _commit()
     data["beyond_the_reference_machine"] = BEYOND
     sources: dict[tuple[str, str, float], dict[str, Any]] = {}
-    for i, name in enumerate(names, 1):
-        search = SEARCH[name]
-        label = f"[{i}/{len(names)}]"
-        check = _source_check_pair(name, search)
-        skey = (check, search.algo, search.source_threshold)
-        if skey not in sources:
-            sources[skey] = _search(check, search, search.source, where, label)
-        entry = {
-            "algo": search.algo,
-            "why": search.why,
-            "eval_every": search.eval_every,
-            "source": {
-                "variant": check,
-                "family": get_pair(name).source.family,
-                "params": dict(get_pair(name).source.params),
-                "threshold": search.source_threshold,
-                **sources[skey],
-            },
-            "target": _search(name, search, search.target, where, label),
-        }
-        data["pairs"][name] = entry
-        write_json(args.write, data)
+    checks: set[str] = set()
+    try:
+        for i, name in enumerate(names, 1):
+            search = SEARCH[name]
+            label = f"[{i}/{len(names)}]"
+            check = _source_check_pair(name, search)
+            checks.add(check)
+            skey = (check, search.algo, search.source_threshold)
+            if skey not in sources:
+                sources[skey] = _search(check, search, search.source, where, label)
+            entry = {
+                "algo": search.algo,
+                "why": search.why,
+                "eval_every": search.eval_every,
+                "source": {
+                    "variant": check,
+                    "family": get_pair(name).source.family,
+                    "params": dict(get_pair(name).source.params),
+                    "threshold": search.source_threshold,
+                    **sources[skey],
+                },
+                "target": _search(name, search, search.target, where, label),
+            }
+            data["pairs"][name] = entry
+            write_json(args.write, data)
+    finally:  # the source-check pairs were this search's own: leave the registry as it was
+        for check in checks:
+            unregister_pair(check)
     print(show(data))
     return 0
 

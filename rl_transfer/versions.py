@@ -25,7 +25,7 @@ def machine() -> dict[str, object]:
     import os
     import platform
 
-    cpu = platform.processor() or "unknown"
+    cpu = None
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -34,6 +34,8 @@ def machine() -> dict[str, object]:
                     break
     except OSError:
         pass
+    if cpu is None:  # platform.processor() may run `uname -p`: only where /proc has no answer
+        cpu = platform.processor() or "unknown"
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

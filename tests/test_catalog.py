@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ONE_SEED, cli, cli_forked, read_json
 
-from envs import get_pair
+from envs import get_pair, list_pairs
 from envs.catalog import BUDGETS_FILE, CATALOG, apply_measured, measured_budgets
 from envs.pairs import Budget
 from rl_transfer.errors import SpecError
@@ -194,6 +194,8 @@ def test_budget_search_records_the_evidence_and_the_catalog_reads_it(tmp_path, m
     args = ["--out", str(tmp_path / "s"), "--write", str(out), "--workers", "2"]
     args += ["--source-cache", str(tmp_path / "src"), "--scratch-cache", str(tmp_path / "scr")]
     assert search.main(args) == 0
+    # the search's source-check pair is its own: gone from the registry afterwards
+    assert not [p for p in list_pairs() if p.name.startswith("source-check-")]
     data = read_json(out)
     entry = data["pairs"]["cartpole-long-pole"]
     (cand,) = entry["target"]["candidates"]
@@ -361,16 +363,20 @@ def test_a_scratch_only_experiment_does_not_depend_on_the_source_budget(tmp_path
 
 def test_a_budget_as_pairs_show_prints_it_loads_back():
     from envs import register_pair
+    from envs.pairs import unregister_pair
 
     shown = get_pair("cartpole-long-pole").to_dict()
-    pair = register_pair(
-        "catalog-test-copy",
-        shown["source"],
-        shown["target"],
-        threshold=shown["threshold"],
-        r_min=shown["r_min"],
-        budgets=shown["budgets"],
-        overwrite=True,
-    )
+    try:
+        pair = register_pair(
+            "catalog-test-copy",
+            shown["source"],
+            shown["target"],
+            threshold=shown["threshold"],
+            r_min=shown["r_min"],
+            budgets=shown["budgets"],
+            overwrite=True,
+        )
+    finally:  # other tests list the registered pairs and run each through the CLI
+        unregister_pair("catalog-test-copy")
     assert pair.budget("ppo") == get_pair("cartpole-long-pole").budget("ppo")
     assert pair.budget("ppo").basis.startswith("measured")

@@ -23,9 +23,31 @@ def _results(path: Path):
     return read_json(path / "summary.json")["results"]
 
 
+# The CLI as a terminal starts it: SIGINT unblocked and handled. A child inherits its parent's
+# blocked and ignored signals, and a suite that has run a Ray driver or other native code in its
+# own process cannot promise those (a full-suite run once left SIGINT without effect on the child).
+_AS_FROM_A_TERMINAL = (
+    "import runpy, signal, sys; "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'rl-transfer'; "
+    "runpy.run_module('rl_transfer.cli', run_name='__main__')"
+)
+
+
 def _start(tmp_path: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rl_transfer.cli", "run", *TINY, "--out", "exp", *ROOT_ARGS, *extra],
+        [
+            sys.executable,
+            "-c",
+            _AS_FROM_A_TERMINAL,
+            "run",
+            *TINY,
+            "--out",
+            "exp",
+            *ROOT_ARGS,
+            *extra,
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from envs.catalog import measured_budgets  # noqa: E402
+from envs.catalog import chosen_candidate, measured_budgets  # noqa: E402
 from rl_transfer.spec import spec_from, study_size  # noqa: E402
 
 SEARCHED_SEEDS = 5
@@ -39,10 +39,6 @@ class NotMeasuredError(Exception):
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
-
-
-def _chosen(part: dict[str, Any]) -> dict[str, Any]:
-    return next(c for c in part["candidates"] if c["steps"] == part["chosen"])
 
 
 def estimate(
@@ -68,7 +64,7 @@ def estimate(
                 "envs/budgets.json; run `make budgets` (benchmarks/search_budgets.py) first, or "
                 "remove the experiment"
             )
-        tgt, src = _chosen(entry["target"]), _chosen(entry["source"])
+        tgt, src = chosen_candidate(entry["target"]), chosen_candidate(entry["source"])
         t_target = _mean([s["wall_time_s"] for s in tgt["seeds"]])
         per_eval = _mean([s["eval_time_s"] for s in tgt["seeds"]]) / (
             tgt["steps"] / entry["eval_every"] + 1

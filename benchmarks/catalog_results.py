@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from envs import get_pair  # noqa: E402
-from envs.catalog import measured_budgets  # noqa: E402
+from envs.catalog import chosen_candidate, measured_budgets  # noqa: E402
 from rl_transfer.io import INVOCATIONS_FILE, SEQUENTIAL_FILE, read_json, write_text  # noqa: E402
 from rl_transfer.reports.console import fmt_number, fmt_p, metric_cell  # noqa: E402
 from rl_transfer.spec import spec_from, study_size  # noqa: E402
+from rl_transfer.stats import iqm  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -233,20 +234,14 @@ def _scratch_check() -> list[str]:
             continue
         seen.add(key)
         env, mean, std, steps = ZOO[key]
-        cand = next(c for c in src["candidates"] if c["steps"] == src["chosen"])
+        cand = chosen_candidate(src)
         finals = sorted(s["final"] for s in cand["seeds"])
         lines.append(
             f"| {env} | {entry['algo']} | {mean:g} +/- {std:g} at {steps} | "
-            f"{fmt_number(_iqm(finals))} [{fmt_number(finals[0])}, {fmt_number(finals[-1])}] "
+            f"{fmt_number(iqm(finals))} [{fmt_number(finals[0])}, {fmt_number(finals[-1])}] "
             f"| {src['chosen']:,} steps |"
         )
     return lines
-
-
-def _iqm(x: list[float]) -> float:
-    from scipy.stats import trim_mean
-
-    return float(trim_mean(x, 0.25))
 
 
 def generated(paths: Paths) -> str:

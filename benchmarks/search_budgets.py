@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from envs import get_pair, register_pair, unregister_pair  # noqa: E402
 from rl_transfer.io import read_json, write_json  # noqa: E402
+from rl_transfer.metrics import time_to_threshold  # noqa: E402
 from rl_transfer.versions import machine  # noqa: E402
 
 BUDGETS_FILE = ROOT / "envs" / "budgets.json"
@@ -206,11 +207,11 @@ def _run_candidate(
             raise SystemExit(f"error: {run} failed: {info.get('error')}")
         ev = np.load(run / "evaluations.npz")
         t, f = ev["timesteps"], ev["results"].mean(axis=1)
-        hit = np.flatnonzero(f >= threshold)
+        ttt = time_to_threshold(t, f, threshold)
         seeds.append(
             {
                 "seed": seed,
-                "time_to_threshold": int(t[hit[0]]) if len(hit) else None,
+                "time_to_threshold": None if ttt is None else int(ttt),
                 # the budget in force: SB3 learns in whole rollouts (rounded up)
                 "steps_taken": info.get("target_steps"),
                 "best": round(float(f.max()), 3),

@@ -80,6 +80,12 @@ def measured_budgets() -> dict:
         return {"pairs": {}}
 
 
+def chosen_candidate(part: dict) -> dict:
+    """The evidence of the candidate a search part (``source`` or ``target`` of an
+    envs/budgets.json entry) chose. Raises StopIteration when it chose none."""
+    return next(c for c in part["candidates"] if c["steps"] == part["chosen"])
+
+
 def apply_measured(name: str, recommended: dict[str, Budget], measured: dict) -> dict[str, Budget]:
     """``recommended`` with the budget ``measured`` (envs/budgets.json's content) holds for pair
     ``name`` in force for its algorithm, its basis naming what the search saw (per candidate,

@@ -864,11 +864,7 @@ class ExperimentSpec:
         """The run kinds a hyperparameter prefix may address: ``source`` when a source is
         pretrained (some method needs one and no ``source_model`` is given), ``target``, and
         every method (``scratch`` first)."""
-        from rl_transfer.methods import get_method
-
-        pretrained = self.source_model is None and any(
-            get_method(m).needs_source for m in self.all_methods()
-        )
+        pretrained = self.source_model is None and self._needs_source()
         return (["source"] if pretrained else []) + ["target", *self.all_methods()]
 
     def _adopt_model_architecture(

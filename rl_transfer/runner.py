@@ -815,11 +815,24 @@ SYSTEM_FAILURES = (
     "NodeDiedError",
     "LocalRayletDiedError",
     "ObjectLostError",
-    "OwnerDiedError",
-    "ObjectFetchTimedOutError",
+    "OutOfMemoryError",
 )
-"""Ray's exceptions for a task whose worker, node or argument was lost: the task is run again
-(up to :data:`MAX_ATTEMPTS` attempts), as the local backend does for a worker that died."""
+"""Ray's exceptions (and their subclasses) for a task whose worker, node, argument or result was
+lost: the task is run again (up to :data:`MAX_ATTEMPTS` attempts), as the local backend does for
+a worker that died. ``ObjectLostError`` covers its subclasses: ``OwnerDiedError``,
+``ObjectFetchTimedOutError`` and ``ObjectReconstructionFailedError`` (a finished task's result
+lived on a node that died before this process fetched it; tasks run with ``max_retries=0``, so
+Ray cannot rebuild it). ``OutOfMemoryError``: Ray's memory monitor killed the worker."""
+
+
+def is_system_failure(ray: Any, exc: BaseException) -> bool:
+    """Whether ``exc``, raised by ``ray.get`` on a task's result, means the task's worker, node
+    or data was lost (run it again), not that the task itself raised (a failure of its job).
+    Matches the classes named in :data:`SYSTEM_FAILURES` and their subclasses."""
+    classes = tuple(
+        c for c in (getattr(ray.exceptions, n, None) for n in SYSTEM_FAILURES) if c is not None
+    )
+    return isinstance(exc, classes)
 
 
 def _land(ray: Any, kind: str, job: Any, ref: Any, watch: _ClusterWatch) -> dict[str, Any] | None:
@@ -835,7 +848,7 @@ def _land(ray: Any, kind: str, job: Any, ref: Any, watch: _ClusterWatch) -> dict
     except Exception as exc:  # noqa: BLE001  (a task that died, or raised)
         if isinstance(exc, OSError) and not isinstance(exc, ray.exceptions.RayError):
             raise watch.lose() from None  # not the task's: the link to this machine's Ray broke
-        if type(exc).__name__ in SYSTEM_FAILURES:
+        if is_system_failure(ray, exc):
             return None
         cause = getattr(exc, "cause", None)
         if isinstance(cause, StorageError):

@@ -533,3 +533,43 @@ def test_a_ray_task_that_raises_is_recorded_with_its_own_cause():
     assert errors[0] == "ValueError: the real cause"
     assert "ModuleNotFoundError: No module named 'x'" in errors[1]
     assert "a Ray node cannot load the job" in errors[1] and "installed wherever" in errors[1]
+
+
+def test_ray_failures_of_worker_node_or_result_are_run_again_a_task_error_is_not():
+    """Which ``ray.get`` errors make the scheduler run a task again. A worker that ends is real
+    here; a finished task's result lost with its node (``ObjectReconstructionFailedError``, seen
+    when a worker node died between a task's end and the driver's fetch) and the other
+    lost-object errors are Ray's own classes, matched with their subclasses, not by name."""
+    ray = pytest.importorskip("ray")
+    from rl_transfer.runner import is_system_failure
+
+    def ends(code: int) -> None:
+        if code:
+            os._exit(code)
+        raise ValueError("the task's own error")
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(ends)
+        raised = []
+        for code in (1, 0):
+            with pytest.raises(Exception) as caught:
+                ray.get(remote.remote(code))
+            raised.append(caught.value)
+    finally:
+        ray.shutdown()
+    crashed, own = raised
+    assert isinstance(crashed, ray.exceptions.WorkerCrashedError)
+    assert is_system_failure(ray, crashed)
+    assert not is_system_failure(ray, own)
+    E, ref = ray.exceptions, "ab" * 20
+    for lost in (
+        E.ObjectReconstructionFailedError(ref),
+        E.OwnerDiedError(ref, None, ""),
+        E.ObjectFetchTimedOutError(ref, None, ""),
+        E.NodeDiedError("node"),
+        E.LocalRayletDiedError(),
+        E.OutOfMemoryError("killed by the memory monitor"),
+    ):
+        assert is_system_failure(ray, lost), type(lost).__name__
+    assert not is_system_failure(ray, E.TaskCancelledError())

@@ -23,9 +23,11 @@ def _results(path: Path):
     return read_json(path / "summary.json")["results"]
 
 
-# The CLI as a terminal starts it: SIGINT unblocked and handled. A child inherits its parent's
-# blocked and ignored signals, and a suite that has run a Ray driver or other native code in its
-# own process cannot promise those (a full-suite run once left SIGINT without effect on the child).
+# The CLI as a terminal starts it: SIGINT unblocked and handled. A child inherits ignored signals,
+# and a shell without job control starts its background jobs with SIGINT ignored (`cmd &` in a
+# script, `nohup cmd &` included); Python then installs no KeyboardInterrupt handler, so a suite
+# started that way would send Ctrl-C to a CLI that ignores it, as a user's backgrounded study
+# rightly does.
 _AS_FROM_A_TERMINAL = (
     "import runpy, signal, sys; "
     "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "

@@ -184,6 +184,14 @@ def _pair_section(exp: dict[str, Any], images: Path) -> list[str]:
             f"| {metric_cell(m['forward_transfer_total_time'], n)} "
             f"| {fmt_p(r.get('p_value_total_time'))} |"
         )
+    if b.source_steps >= b.target_steps and s["results"]:
+        lines.append("")
+        lines.append(
+            f"Total-time columns: the source's pretraining ({b.source_steps:,} steps) fills the "
+            f"whole target budget ({b.target_steps:,}), so over it every method's total-time curve "
+            "is the source learner's own measured curve on the target: the columns compare the "
+            "source's training with scratch's and are the same for each method on the same seeds."
+        )
     if s["results"]:
         r = max(s["results"], key=lambda r: len(r["seeds"]))  # scratch's most seeds
         tts = r["metrics"]["time_to_threshold_scratch"]

@@ -50,6 +50,7 @@ PLOTS = (
     "cartpole-sutton-barto-reward",
     "acrobot-heavy-link",
     "pendulum-heavy",
+    "pendulum-low-gravity",
 )
 """Pairs whose curve plot is copied into docs/images."""
 

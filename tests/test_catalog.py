@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ONE_SEED, cli, cli_forked, read_json
 
-from envs import get_pair, list_pairs
+from envs import get_pair, list_pairs, register_pair, unregister_pair
 from envs.catalog import BUDGETS_FILE, CATALOG, apply_measured, measured_budgets
 from envs.pairs import Budget
 from rl_transfer.errors import SpecError
@@ -362,9 +362,6 @@ def test_a_scratch_only_experiment_does_not_depend_on_the_source_budget(tmp_path
 
 
 def test_a_budget_as_pairs_show_prints_it_loads_back():
-    from envs import register_pair
-    from envs.pairs import unregister_pair
-
     shown = get_pair("cartpole-long-pole").to_dict()
     try:
         pair = register_pair(

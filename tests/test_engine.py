@@ -23,14 +23,13 @@ def _results(path: Path):
     return read_json(path / "summary.json")["results"]
 
 
-# The CLI as a terminal starts it: SIGINT unblocked and handled. A child inherits ignored signals,
+# The CLI as a terminal starts it: SIGINT handled. A child inherits ignored signals,
 # and a shell without job control starts its background jobs with SIGINT ignored (`cmd &` in a
 # script, `nohup cmd &` included); Python then installs no KeyboardInterrupt handler, so a suite
 # started that way would send Ctrl-C to a CLI that ignores it, as a user's backgrounded study
 # rightly does.
 _AS_FROM_A_TERMINAL = (
     "import runpy, signal, sys; "
-    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
     "signal.signal(signal.SIGINT, signal.default_int_handler); "
     "sys.argv[0] = 'rl-transfer'; "
     "runpy.run_module('rl_transfer.cli', run_name='__main__')"
@@ -512,37 +511,42 @@ def test_a_ray_address_without_a_cluster_is_one_error_line(tmp_path, address, sa
     assert not (tmp_path / "exp").exists()
 
 
-def test_a_ray_task_that_raises_is_recorded_with_its_own_cause():
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray of one CPU for the tests of what ``ray.get`` raises (started once: a start
+    takes seconds)."""
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_a_ray_task_that_raises_is_recorded_with_its_own_cause(local_ray):
     """What a run records when its Ray task raised is the task's exception, not Ray's wrapper
     (colour codes, the task's name, pid and node address); a class a node cannot import gets
     the explanation the local backend gives."""
-    ray = pytest.importorskip("ray")
     from rl_transfer.runner import _task_error
 
     def boom(exc: BaseException) -> None:
         raise exc
 
-    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(boom)
-        errors = []
-        for exc in (ValueError("the real cause\nmore"), ModuleNotFoundError("No module named 'x'")):
-            with pytest.raises(Exception) as raised:
-                ray.get(remote.remote(exc))
-            errors.append(_task_error(raised.value))
-    finally:
-        ray.shutdown()
+    remote = local_ray.remote(num_cpus=1, max_retries=0)(boom)
+    errors = []
+    for exc in (ValueError("the real cause\nmore"), ModuleNotFoundError("No module named 'x'")):
+        with pytest.raises(Exception) as raised:
+            local_ray.get(remote.remote(exc))
+        errors.append(_task_error(raised.value))
     assert errors[0] == "ValueError: the real cause"
     assert "ModuleNotFoundError: No module named 'x'" in errors[1]
     assert "a Ray node cannot load the job" in errors[1] and "installed wherever" in errors[1]
 
 
-def test_ray_failures_of_worker_node_or_result_are_run_again_a_task_error_is_not():
+def test_ray_failures_of_worker_node_or_result_are_run_again_a_task_error_is_not(local_ray):
     """Which ``ray.get`` errors make the scheduler run a task again. A worker that ends is real
     here; a finished task's result lost with its node (``ObjectReconstructionFailedError``, seen
     when a worker node died between a task's end and the driver's fetch) and the other
     lost-object errors are Ray's own classes, matched with their subclasses, not by name."""
-    ray = pytest.importorskip("ray")
+    ray = local_ray
     from rl_transfer.runner import is_system_failure
 
     def ends(code: int) -> None:
@@ -550,16 +554,12 @@ def test_ray_failures_of_worker_node_or_result_are_run_again_a_task_error_is_not
             os._exit(code)
         raise ValueError("the task's own error")
 
-    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(ends)
-        raised = []
-        for code in (1, 0):
-            with pytest.raises(Exception) as caught:
-                ray.get(remote.remote(code))
-            raised.append(caught.value)
-    finally:
-        ray.shutdown()
+    remote = ray.remote(num_cpus=1, max_retries=0)(ends)
+    raised = []
+    for code in (1, 0):
+        with pytest.raises(Exception) as caught:
+            ray.get(remote.remote(code))
+        raised.append(caught.value)
     crashed, own = raised
     assert isinstance(crashed, ray.exceptions.WorkerCrashedError)
     assert is_system_failure(ray, crashed)
